@@ -1,0 +1,155 @@
+/*
+ * dense.c -- matrix products, Dense layer forward/backward, column sums and
+ * the mini-batch gather (dense with any strides, or CSR densified per batch).
+ */
+#ifndef FNN_GENERIC_PASS
+#define FNN_GENERIC_PASS
+#include <string.h>
+
+#include "internal.h"
+
+/* Below this many multiply-adds a BLAS call costs more than the product
+ * itself (call overhead, packing); measured on the tiny (8-unit) networks. */
+#define FNN_SMALL_GEMM 4096
+
+#define FNN_GENERIC_BODY "dense.c"
+#include "generic.h"
+
+#else /* type-generic body */
+
+/* Plain row-major loop for tiny products; i-k-j order keeps the inner loop
+ * contiguous in B and C when B is not transposed. */
+static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                           REAL alpha, const REAL *a, int64_t lda, const REAL *b,
+                           int64_t ldb, REAL beta, REAL *c, int64_t ldc)
+{
+    for (int64_t i = 0; i < m; i++) {
+        REAL *ci = c + i * ldc;
+        if (beta == 0)
+            for (int64_t j = 0; j < n; j++) ci[j] = 0;
+        else if (beta != 1)
+            for (int64_t j = 0; j < n; j++) ci[j] *= beta;
+        for (int64_t p = 0; p < k; p++) {
+            REAL aip = alpha * (trans_a ? a[p * lda + i] : a[i * lda + p]);
+            if (trans_b) {
+                for (int64_t j = 0; j < n; j++) ci[j] += aip * b[j * ldb + p];
+            } else {
+                const REAL *bp = b + p * ldb;
+                for (int64_t j = 0; j < n; j++) ci[j] += aip * bp[j];
+            }
+        }
+    }
+}
+
+void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
+                  int64_t k, REAL alpha, const REAL *a, int64_t lda, const REAL *b,
+                  int64_t ldb, REAL beta, REAL *c, int64_t ldc)
+{
+    if (m <= 0 || n <= 0)
+        return;
+    if (k <= 0 || m * n * k <= FNN_SMALL_GEMM || blas == NULL || blas->GEMM == NULL) {
+        FN(small_gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap
+     * the operands and keep each one's transpose flag. */
+    char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
+    int im = (int)n, in = (int)m, ik = (int)k;
+    int ilda = (int)ldb, ildb = (int)lda, ildc = (int)ldc;
+    blas->GEMM(&ta, &tb, &im, &in, &ik, &alpha, (REAL *)b, &ilda, (REAL *)a, &ildb, &beta, c,
+               &ildc);
+}
+
+void FN(fnn_dense_forward)(const fnn_blas *blas, REAL *out, const REAL *inp, const REAL *w,
+                           const REAL *bias, int64_t rows, int64_t n_in, int64_t n_out, int nt)
+{
+    if (bias != NULL) {
+        /* Seed every row with the bias, then accumulate the product on top. */
+        int64_t work = rows * n_out;
+        FNN_PARALLEL_FOR(nt, work)
+        for (int64_t i = 0; i < rows; i++)
+            memcpy(out + i * n_out, bias, (size_t)n_out * sizeof(REAL));
+        FN(fnn_gemm)(blas, 0, 0, rows, n_out, n_in, 1, inp, n_in, w, n_out, 1, out, n_out);
+    } else {
+        FN(fnn_gemm)(blas, 0, 0, rows, n_out, n_in, 1, inp, n_in, w, n_out, 0, out, n_out);
+    }
+}
+
+void FN(fnn_dense_backward)(const fnn_blas *blas, REAL *dinp, REAL *dw, REAL *dbias,
+                            const REAL *dout, const REAL *inp, const REAL *w, int64_t rows,
+                            int64_t n_in, int64_t n_out, int accumulate, int nt)
+{
+    /* dW (n_in x n_out) = inp^T (n_in x rows) dout (rows x n_out) */
+    FN(fnn_gemm)(blas, 1, 0, n_in, n_out, rows, 1, inp, n_in, dout, n_out,
+                 accumulate ? 1 : 0, dw, n_out);
+    if (dbias != NULL)
+        FN(fnn_col_sums)(dbias, dout, rows, n_out, accumulate, nt);
+    /* dinp (rows x n_in) = dout (rows x n_out) W^T (n_out x n_in) */
+    if (dinp != NULL)
+        FN(fnn_gemm)(blas, 0, 1, rows, n_in, n_out, 1, dout, n_out, w, n_out, 0, dinp, n_in);
+}
+
+void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n, int accumulate,
+                      int nt)
+{
+    /* Columns are split into blocks across threads; within a block rows are
+     * swept in order, so each sum has the same order for any thread count. */
+    const int64_t block = 64;
+    int64_t n_blocks = (n + block - 1) / block;
+    int64_t work = rows * n;
+    FNN_PARALLEL_FOR(nt, work)
+    for (int64_t bk = 0; bk < n_blocks; bk++) {
+        int64_t j0 = bk * block, j1 = j0 + block < n ? j0 + block : n;
+        double acc[64];
+        for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
+        for (int64_t i = 0; i < rows; i++) {
+            const REAL *xi = x + i * n;
+            for (int64_t j = j0; j < j1; j++) acc[j - j0] += xi[j];
+        }
+        for (int64_t j = j0; j < j1; j++)
+            out[j] = (REAL)(accumulate ? out[j] + acc[j - j0] : acc[j - j0]);
+    }
+}
+
+void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64_t rows,
+                      int nt)
+{
+    const int64_t n_cols = data->n_cols;
+    int64_t work = rows * n_cols;
+    if (data->csr_indptr != NULL) {
+        const REAL *val = (const REAL *)data->csr_data;
+        FNN_PARALLEL_FOR(nt, work)
+        for (int64_t i = 0; i < rows; i++) {
+            REAL *di = dst + i * n_cols;
+            int64_t r = idx[i], start, stop;
+            memset(di, 0, (size_t)n_cols * sizeof(REAL));
+            if (data->csr_index64) {
+                const int64_t *ptr = (const int64_t *)data->csr_indptr;
+                const int64_t *col = (const int64_t *)data->csr_indices;
+                start = ptr[r];
+                stop = ptr[r + 1];
+                for (int64_t p = start; p < stop; p++) di[col[p]] += val[p];
+            } else {
+                const int32_t *ptr = (const int32_t *)data->csr_indptr;
+                const int32_t *col = (const int32_t *)data->csr_indices;
+                start = ptr[r];
+                stop = ptr[r + 1];
+                for (int64_t p = start; p < stop; p++) di[col[p]] += val[p];
+            }
+        }
+        return;
+    }
+    const REAL *x = (const REAL *)data->x;
+    const int64_t rs = data->row_stride, cs = data->col_stride;
+    FNN_PARALLEL_FOR(nt, work)
+    for (int64_t i = 0; i < rows; i++) {
+        const REAL *src = x + idx[i] * rs;
+        REAL *di = dst + i * n_cols;
+        if (cs == 1)
+            memcpy(di, src, (size_t)n_cols * sizeof(REAL));
+        else
+            for (int64_t j = 0; j < n_cols; j++) di[j] = src[j * cs];
+    }
+}
+
+#endif

@@ -1,0 +1,227 @@
+/*
+ * fastnn.h -- the whole public API of the fastnn C core.
+ *
+ * The core trains and evaluates a multilayer perceptron described by an
+ * `fnn_net`.  Every long-lived buffer (parameters, BatchNorm moving
+ * statistics, optimizer state, data) is owned by the caller (Python/NumPy);
+ * the core only gets pointers and offsets, allocates scratch memory for the
+ * duration of one call and frees it before returning.
+ *
+ * Every kernel exists for float (`_f32`) and double (`_f64`); the body is
+ * written once (see generic.h).  Functions return an `fnn_status`; the core
+ * never prints, exits or aborts.
+ */
+#ifndef FASTNN_H
+#define FASTNN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    FNN_OK = 0,
+    FNN_ERR_NOMEM = 1,     /* a scratch allocation failed */
+    FNN_ERR_NONFINITE = 2, /* loss or gradient became NaN/inf: no update applied */
+    FNN_ERR_BADARG = 3     /* inconsistent sizes or codes */
+} fnn_status;
+
+/* Activation codes (hidden layers use the first eight, outputs add the rest). */
+enum {
+    FNN_ACT_IDENTITY = 0,
+    FNN_ACT_LOGISTIC = 1,
+    FNN_ACT_TANH = 2,
+    FNN_ACT_RELU = 3,
+    FNN_ACT_LEAKY_RELU = 4,
+    FNN_ACT_ELU = 5,
+    FNN_ACT_SELU = 6,
+    FNN_ACT_SWISH = 7,
+    FNN_ACT_SOFTMAX = 8,
+    FNN_ACT_EXP = 9
+};
+
+/* Losses, each paired with its canonical output activation, so that the
+ * gradient w.r.t. the output pre-activation is (prediction - target). */
+enum {
+    FNN_LOSS_SQUARED = 0,     /* identity output; sklearn: mean over outputs of 0.5 (y-p)^2 */
+    FNN_LOSS_LOG = 1,         /* softmax output, categorical cross-entropy */
+    FNN_LOSS_BINARY_LOG = 2,  /* logistic output(s), binary cross-entropy per output */
+    FNN_LOSS_POISSON = 3      /* exp output, half Poisson deviance */
+};
+
+enum { FNN_BN_NONE = 0, FNN_BN_BEFORE = 1, FNN_BN_AFTER = 2 };
+
+enum {
+    FNN_SOLVER_SGD = 0, /* with momentum / Nesterov (sklearn SGDOptimizer) */
+    FNN_SOLVER_ADAM = 1,
+    FNN_SOLVER_ADAGRAD = 2,
+    FNN_SOLVER_RMSPROP = 3,
+    FNN_SOLVER_ADAMAX = 4,
+    FNN_SOLVER_NADAM = 5
+};
+
+enum { FNN_CLIP_NONE = 0, FNN_CLIP_VALUE = 1, FNN_CLIP_NORM = 2, FNN_CLIP_GLOBAL_NORM = 3 };
+
+enum { FNN_PENALTY_L2 = 0, FNN_PENALTY_L1 = 1, FNN_PENALTY_ELASTICNET = 2 };
+
+/* BLAS gemm, Fortran calling convention (column-major), exactly the
+ * signature of scipy.linalg.cython_blas.sgemm / dgemm. */
+typedef void (*fnn_sgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
+                            float *alpha, float *a, int *lda, float *b, int *ldb,
+                            float *beta, float *c, int *ldc);
+typedef void (*fnn_dgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
+                            double *alpha, double *a, int *lda, double *b, int *ldb,
+                            double *beta, double *c, int *ldc);
+
+/*
+ * A network: L = n_layers Dense layers (hidden layers + output layer).
+ *
+ * Layer l (0 <= l < L) maps units[l] -> units[l+1]:
+ *     x   = dropout_l(h_l)                  (training / MC dropout only)
+ *     z   = x W_l + b_l                     W_l is units[l] x units[l+1], row-major
+ *     pre = BN(z)  if batch_norm == BEFORE and l < L-1, else z
+ *     a   = act_l(pre)
+ *     h_{l+1} = BN(a) if batch_norm == AFTER and l < L-1, else a
+ * with h_0 = BN(X) when batch_norm_input, else X.
+ *
+ * BatchNorm slots are numbered 0..L-1: slot 0 is the input BN (width
+ * units[0]), slot l >= 1 follows hidden layer l (width units[l]).
+ */
+typedef struct {
+    int32_t n_layers;
+    const int64_t *units;       /* n_layers + 1 */
+    const int32_t *activation;  /* n_layers; the last is the output activation */
+    int32_t loss;               /* FNN_LOSS_* */
+    double leaky_slope;         /* negative-side slope of leaky ReLU */
+
+    int32_t batch_norm;         /* FNN_BN_* for the hidden layers */
+    int32_t batch_norm_input;   /* 1: BN slot 0 normalizes the inputs */
+    double bn_momentum;         /* Keras: moving = m*moving + (1-m)*batch */
+    double bn_epsilon;
+
+    const double *dropout;      /* n_layers rates, on the input of each Dense; NULL: none */
+    int32_t alpha_dropout;      /* 1: Keras AlphaDropout instead of inverted dropout */
+
+    int32_t penalty;            /* FNN_PENALTY_* on Dense kernels (never biases, BN) */
+    double alpha;               /* strength, divided by the batch's weight sum as sklearn */
+    double l1_ratio;            /* elasticnet mix */
+    double max_norm;            /* > 0: Keras MaxNorm(max_norm, axis=0) on each kernel */
+
+    int32_t clip;               /* FNN_CLIP_* */
+    double clip_value;
+
+    int32_t solver;             /* FNN_SOLVER_* */
+    double momentum;            /* sgd */
+    int32_t nesterov;           /* sgd */
+    double beta_1, beta_2;      /* adam, adamax, nadam */
+    double epsilon;             /* adam, adagrad, rmsprop, adamax, nadam */
+    double rho;                 /* rmsprop */
+
+    /* Layout of the flat parameter vector, offsets in elements, -1 = absent. */
+    const int64_t *w_off;       /* n_layers: Dense kernels */
+    const int64_t *b_off;       /* n_layers: Dense biases (-1 when BN-before replaces it) */
+    const int64_t *bn_off;      /* n_layers BN slots: gamma at off, beta at off + width */
+    const int64_t *stat_off;    /* n_layers BN slots, in the stats vector: mean, then var */
+    int64_t n_params;
+    int64_t n_stats;
+
+    int32_t n_threads;          /* OpenMP threads for the element-wise kernels (>= 1) */
+} fnn_net;
+
+typedef struct {
+    fnn_sgemm_t sgemm;
+    fnn_dgemm_t dgemm;
+} fnn_blas;
+
+/*
+ * Training data (or data to predict on): X is either dense, element (i, j)
+ * at x[i*row_stride + j*col_stride] (any strides, no copy needed), or CSR
+ * when csr_indptr != NULL.  X, y and sample_weight have the network's type.
+ */
+typedef struct {
+    int64_t n_rows, n_cols;
+    const void *x;
+    int64_t row_stride, col_stride;
+    const void *csr_data;
+    const void *csr_indices;    /* int32 or int64, see csr_index64 */
+    const void *csr_indptr;
+    int32_t csr_index64;
+    const void *y;              /* n_rows x n_outputs, row-major; NULL for predict */
+    const void *sample_weight;  /* n_rows; NULL means all ones */
+} fnn_data;
+
+/* Optimizer state; m and v are caller-owned buffers of n_params elements
+ * of the network's type (NULL where the solver does not use them). */
+typedef struct {
+    void *m;                    /* sgd velocity, adam/adamax/nadam 1st moment,
+                                   adagrad accumulator, rmsprop mean square */
+    void *v;                    /* adam/nadam 2nd moment, adamax infinity norm */
+    int64_t t;                  /* number of updates applied so far */
+    double nadam_mu_product;    /* Keras Nadam's running product of mu_t (1 at start) */
+} fnn_optstate;
+
+/* What one epoch reports back. */
+typedef struct {
+    double loss_sum;            /* sum over steps of batch_loss * batch_rows (sklearn's) */
+    double *grad_norm_sum;      /* caller-provided, n_layers: sum over steps of ||dW_l||_2 */
+    int64_t n_steps;            /* steps completed (updates applied) */
+} fnn_epoch_report;
+
+/*
+ * Train one epoch: visit rows order[0..n_order) in mini-batches of
+ * batch_size (the last one may be smaller); step s uses learning rate lrs[s].
+ * Dropout masks come from a counter-based RNG keyed by (seed, step, layer,
+ * element), so they do not depend on the thread count.
+ * On FNN_ERR_NONFINITE the failing step's update was not applied.
+ */
+fnn_status fnn_train_epoch_f32(const fnn_net *net, const fnn_blas *blas, float *params,
+                               float *stats, fnn_optstate *opt, const fnn_data *data,
+                               const int64_t *order, int64_t n_order, int64_t batch_size,
+                               const double *lrs, uint64_t seed, fnn_epoch_report *report);
+fnn_status fnn_train_epoch_f64(const fnn_net *net, const fnn_blas *blas, double *params,
+                               double *stats, fnn_optstate *opt, const fnn_data *data,
+                               const int64_t *order, int64_t n_order, int64_t batch_size,
+                               const double *lrs, uint64_t seed, fnn_epoch_report *report);
+
+/*
+ * The objective and its gradient over all rows of `data` as one batch
+ * (BatchNorm in training mode with batch statistics, which are not written
+ * back; dropout masks keyed by `seed` when `dropout_on`).  The objective is
+ * the one whose gradient sklearn's backprop computes: data loss + penalty,
+ * with the squared error summed (not averaged) over outputs.  Used by the
+ * lbfgs solver and the gradient checks.  Without BatchNorm the rows are
+ * processed in chunks of `chunk_rows` to bound memory.
+ * *loss_out receives sklearn's reported loss (squared error averaged over
+ * outputs); *objective_out the differentiated objective.
+ */
+fnn_status fnn_loss_grad_f32(const fnn_net *net, const fnn_blas *blas, const float *params,
+                             const fnn_data *data, int64_t chunk_rows, int32_t dropout_on,
+                             uint64_t seed, double *loss_out, double *objective_out,
+                             float *grad);
+fnn_status fnn_loss_grad_f64(const fnn_net *net, const fnn_blas *blas, const double *params,
+                             const fnn_data *data, int64_t chunk_rows, int32_t dropout_on,
+                             uint64_t seed, double *loss_out, double *objective_out,
+                             double *grad);
+
+/*
+ * Forward pass in inference mode (BatchNorm with moving statistics) in
+ * chunks of chunk_rows; out is n_rows x units[n_layers], row-major, holding
+ * the output activation.  dropout_on = 1 gives one Monte-Carlo dropout
+ * sample keyed by seed.
+ */
+fnn_status fnn_predict_f32(const fnn_net *net, const fnn_blas *blas, const float *params,
+                           const float *stats, const fnn_data *data, int64_t chunk_rows,
+                           int32_t dropout_on, uint64_t seed, float *out);
+fnn_status fnn_predict_f64(const fnn_net *net, const fnn_blas *blas, const double *params,
+                           const double *stats, const fnn_data *data, int64_t chunk_rows,
+                           int32_t dropout_on, uint64_t seed, double *out);
+
+/* 1 when the core was built with OpenMP. */
+int fnn_has_openmp(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTNN_H */

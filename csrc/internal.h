@@ -1,0 +1,46 @@
+/*
+ * internal.h -- kernels shared between the core's .c files (not public API).
+ *
+ * Conventions (after llm.c): outputs first, then inputs, then sizes;
+ * gradients are named d<x>; matrices are row-major, "(rows x cols)".
+ */
+#ifndef FNN_INTERNAL_H
+#define FNN_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fastnn.h"
+
+/* OpenMP only pays for itself above a few tens of thousands of elements;
+ * below that the fork/join costs more than the loop (tiny networks). */
+#define FNN_OMP_MIN_WORK 32768
+
+#ifdef _OPENMP
+#include <omp.h>
+#define FNN_PRAGMA(x) _Pragma(#x)
+/* Parallel loop over independent iterations; `nt` and `work` are evaluated
+ * at the call site (the names must exist there). */
+#define FNN_PARALLEL_FOR(nt, work) \
+    FNN_PRAGMA(omp parallel for num_threads(nt) if ((work) > 32768) schedule(static))
+#else
+#define FNN_PARALLEL_FOR(nt, work)
+#endif
+
+/* Fixed chunk for reductions: partial sums are per chunk, never per
+ * thread, so the result does not depend on the thread count. */
+#define FNN_REDUCE_CHUNK 8192
+
+/* Number of trainable tensors and their (offset, length) in the flat
+ * parameter vector: every Dense kernel and bias, every BN gamma and beta. */
+int fnn_list_tensors(const fnn_net *net, int64_t *off, int64_t *len);
+/* Width of BatchNorm slot s (0 = inputs, s >= 1 = hidden layer s). */
+int64_t fnn_bn_width(const fnn_net *net, int s);
+/* 1 when BN slot s is present. */
+int fnn_bn_present(const fnn_net *net, int s);
+
+#define FNN_GENERIC_BODY "kernels_proto.h"
+#include "generic.h"
+#undef FNN_GENERIC_BODY
+
+#endif

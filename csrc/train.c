@@ -1,0 +1,486 @@
+/*
+ * train.c -- the network: forward and backward passes over a mini-batch, the
+ * training step (loss, backprop, penalty, clipping, update, max-norm), and
+ * the three entry points: one epoch, the full-batch loss and gradient (lbfgs,
+ * gradient checks), and prediction.
+ *
+ * All scratch memory lives in a workspace allocated at the start of a call
+ * and freed before it returns; parameters, statistics and optimizer state
+ * belong to the caller.
+ */
+#ifndef FNN_GENERIC_PASS
+#define FNN_GENERIC_PASS
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int fnn_has_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int64_t fnn_bn_width(const fnn_net *net, int s) { return net->units[s]; }
+
+int fnn_bn_present(const fnn_net *net, int s)
+{
+    if (net->bn_off == NULL || net->bn_off[s] < 0)
+        return 0;
+    return s == 0 ? net->batch_norm_input != 0 : net->batch_norm != FNN_BN_NONE;
+}
+
+/* Order: every Dense kernel first (tensor l is W_l), then the biases, then
+ * BN gamma and beta per slot. */
+int fnn_list_tensors(const fnn_net *net, int64_t *off, int64_t *len)
+{
+    int n = 0;
+    for (int l = 0; l < net->n_layers; l++) {
+        off[n] = net->w_off[l];
+        len[n++] = net->units[l] * net->units[l + 1];
+    }
+    for (int l = 0; l < net->n_layers; l++)
+        if (net->b_off[l] >= 0) {
+            off[n] = net->b_off[l];
+            len[n++] = net->units[l + 1];
+        }
+    for (int s = 0; s < net->n_layers; s++)
+        if (fnn_bn_present(net, s)) {
+            int64_t w = fnn_bn_width(net, s);
+            off[n] = net->bn_off[s];
+            len[n++] = w;
+            off[n] = net->bn_off[s] + w;
+            len[n++] = w;
+        }
+    return n;
+}
+
+/* Every scratch allocation of a call, freed together. */
+typedef struct {
+    void **ptr;
+    int n, cap;
+    int failed;
+} fnn_allocs;
+
+static void *fnn_alloc(fnn_allocs *al, size_t bytes)
+{
+    if (al->failed || al->n >= al->cap) {
+        al->failed = 1;
+        return NULL;
+    }
+    void *p = calloc(bytes ? bytes : 1, 1);
+    if (p == NULL) {
+        al->failed = 1;
+        return NULL;
+    }
+    al->ptr[al->n++] = p;
+    return p;
+}
+
+static void fnn_free_all(fnn_allocs *al)
+{
+    for (int i = 0; i < al->n; i++) free(al->ptr[i]);
+    free(al->ptr);
+    al->ptr = NULL;
+    al->n = 0;
+}
+
+static int fnn_check_net(const fnn_net *net)
+{
+    if (net == NULL || net->n_layers < 1 || net->units == NULL || net->activation == NULL ||
+        net->w_off == NULL || net->b_off == NULL || net->n_threads < 1)
+        return 0;
+    for (int l = 0; l <= net->n_layers; l++)
+        if (net->units[l] < 1)
+            return 0;
+    return 1;
+}
+
+#define FNN_GENERIC_BODY "train.c"
+#include "generic.h"
+
+#else /* type-generic body */
+
+typedef struct {
+    int64_t cap;    /* rows the buffers hold */
+    REAL *xin;      /* cap x units[0]: the gathered batch */
+    REAL *ybuf, *swbuf;
+    int64_t *idx;   /* cap row indices (prediction / full batch) */
+    REAL **h;       /* [L+1]: h[l] feeds layer l's dropout; h[L] is the output */
+    REAL **hbuf;    /* [L]: BN outputs on h (slot 0 = inputs, slot s: after layer s-1) */
+    REAL **xd;      /* [L]: dropout outputs */
+    uint8_t **keep; /* [L]: dropout masks */
+    REAL **x;       /* [L]: input actually fed to Dense l (h[l] or xd[l]) */
+    int *dropped;   /* [L]: dropout applied at layer l in the last forward */
+    REAL **z;       /* [L]: Dense outputs */
+    REAL **prebuf;  /* [L]: BN-before outputs */
+    REAL **pre;     /* [L]: activation inputs (z or prebuf) */
+    REAL **abuf;    /* [L]: activation outputs (absent for identity) */
+    REAL **a;       /* [L]: activation outputs (abuf or pre) */
+    REAL **xhat, **istd;  /* [L] BN slots */
+    double **mean, **var; /* [L] BN slots: batch statistics of the last forward */
+    REAL *d1, *d2;  /* cap x max units: backward ping-pong */
+    double *rowbuf; /* cap */
+    REAL *grad;     /* n_params */
+    int64_t *toff, *tlen;
+    double *sq;     /* per-tensor squared gradient norms */
+    int n_tensors;
+} FN(fnn_ws);
+
+static int FN(ws_init)(FN(fnn_ws) *w, fnn_allocs *al, const fnn_net *net, int64_t cap,
+                       int with_dropout, int with_grad)
+{
+    const int L = net->n_layers;
+    const int64_t *u = net->units;
+    int64_t umax = 0;
+    for (int l = 0; l <= L; l++) umax = u[l] > umax ? u[l] : umax;
+    al->cap = 16 * L + 32;
+    al->ptr = calloc((size_t)al->cap, sizeof(void *));
+    al->n = 0;
+    al->failed = al->ptr == NULL;
+    memset(w, 0, sizeof(*w));
+    w->cap = cap;
+#define ALLOC(type, count) ((type *)fnn_alloc(al, (size_t)(count) * sizeof(type)))
+    w->xin = ALLOC(REAL, cap * u[0]);
+    w->ybuf = ALLOC(REAL, cap * u[L]);
+    w->swbuf = ALLOC(REAL, cap);
+    w->idx = ALLOC(int64_t, cap);
+    w->h = ALLOC(REAL *, L + 1);
+    w->hbuf = ALLOC(REAL *, L);
+    w->xd = ALLOC(REAL *, L);
+    w->keep = ALLOC(uint8_t *, L);
+    w->x = ALLOC(REAL *, L);
+    w->dropped = ALLOC(int, L);
+    w->z = ALLOC(REAL *, L);
+    w->prebuf = ALLOC(REAL *, L);
+    w->pre = ALLOC(REAL *, L);
+    w->abuf = ALLOC(REAL *, L);
+    w->a = ALLOC(REAL *, L);
+    w->xhat = ALLOC(REAL *, L);
+    w->istd = ALLOC(REAL *, L);
+    w->mean = ALLOC(double *, L);
+    w->var = ALLOC(double *, L);
+    w->d1 = ALLOC(REAL, cap * umax);
+    w->d2 = ALLOC(REAL, cap * umax);
+    w->rowbuf = ALLOC(double, cap);
+    w->toff = ALLOC(int64_t, 4 * L);
+    w->tlen = ALLOC(int64_t, 4 * L);
+    w->sq = ALLOC(double, 4 * L);
+    if (al->failed)
+        return 0;
+    for (int l = 0; l < L; l++) {
+        int hidden = l < L - 1;
+        w->z[l] = ALLOC(REAL, cap * u[l + 1]);
+        if (hidden && net->batch_norm == FNN_BN_BEFORE)
+            w->prebuf[l] = ALLOC(REAL, cap * u[l + 1]);
+        if (net->activation[l] != FNN_ACT_IDENTITY)
+            w->abuf[l] = ALLOC(REAL, cap * u[l + 1]);
+        if (with_dropout && net->dropout != NULL && net->dropout[l] > 0) {
+            w->xd[l] = ALLOC(REAL, cap * u[l]);
+            w->keep[l] = ALLOC(uint8_t, cap * u[l]);
+        }
+    }
+    for (int s = 0; s < L; s++) {
+        if (!fnn_bn_present(net, s))
+            continue;
+        int64_t width = fnn_bn_width(net, s);
+        if (s == 0 || net->batch_norm == FNN_BN_AFTER)
+            w->hbuf[s] = ALLOC(REAL, cap * width);
+        w->xhat[s] = ALLOC(REAL, cap * width);
+        w->istd[s] = ALLOC(REAL, width);
+        w->mean[s] = ALLOC(double, width);
+        w->var[s] = ALLOC(double, width);
+    }
+    if (with_grad)
+        w->grad = ALLOC(REAL, net->n_params);
+#undef ALLOC
+    if (al->failed)
+        return 0;
+    w->n_tensors = fnn_list_tensors(net, w->toff, w->tlen);
+    return 1;
+}
+
+/* BN slot s on `in` (rows x width) into `out`: batch statistics when
+ * training, moving statistics otherwise. */
+static void FN(bn_slot_forward)(const fnn_net *net, const REAL *params, const REAL *stats,
+                                FN(fnn_ws) *w, int s, REAL *out, const REAL *in, int64_t rows,
+                                int train, int nt)
+{
+    int64_t width = fnn_bn_width(net, s);
+    const REAL *gamma = params + net->bn_off[s], *beta = gamma + width;
+    if (train) {
+        FN(fnn_bn_forward_train)(out, w->xhat[s], w->istd[s], w->mean[s], w->var[s], in, gamma,
+                                 beta, rows, width, net->bn_epsilon, nt);
+    } else {
+        const REAL *mean = stats + net->stat_off[s], *var = mean + width;
+        FN(fnn_bn_forward_infer)(out, in, gamma, beta, mean, var, rows, width,
+                                 net->bn_epsilon, nt);
+    }
+}
+
+/* Forward pass of `rows` gathered rows (w->xin).  `stream0` keys the
+ * dropout masks: layer l uses stream stream0 * L + l. */
+static void FN(forward)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
+                        const REAL *stats, FN(fnn_ws) *w, int64_t rows, int train,
+                        int dropout_on, uint64_t seed, uint64_t stream0, int nt)
+{
+    const int L = net->n_layers;
+    const int64_t *u = net->units;
+    REAL *h = w->xin;
+    if (fnn_bn_present(net, 0)) {
+        FN(bn_slot_forward)(net, params, stats, w, 0, w->hbuf[0], h, rows, train, nt);
+        h = w->hbuf[0];
+    }
+    for (int l = 0; l < L; l++) {
+        const int64_t n_in = u[l], n_out = u[l + 1];
+        const int hidden = l < L - 1;
+        w->h[l] = h;
+        w->dropped[l] = dropout_on && w->xd[l] != NULL;
+        if (w->dropped[l]) {
+            FN(fnn_dropout_forward)(w->xd[l], w->keep[l], h, rows * n_in, net->dropout[l],
+                                    net->alpha_dropout, seed, stream0 * (uint64_t)L + l, nt);
+            w->x[l] = w->xd[l];
+        } else {
+            w->x[l] = h;
+        }
+        const REAL *bias = net->b_off[l] >= 0 ? params + net->b_off[l] : NULL;
+        FN(fnn_dense_forward)(blas, w->z[l], w->x[l], params + net->w_off[l], bias, rows, n_in,
+                              n_out, nt);
+        w->pre[l] = w->z[l];
+        if (hidden && net->batch_norm == FNN_BN_BEFORE && fnn_bn_present(net, l + 1)) {
+            FN(bn_slot_forward)(net, params, stats, w, l + 1, w->prebuf[l], w->z[l], rows,
+                                train, nt);
+            w->pre[l] = w->prebuf[l];
+        }
+        const int act = net->activation[l];
+        w->a[l] = act == FNN_ACT_IDENTITY ? w->pre[l] : w->abuf[l];
+        FN(fnn_act_forward)(act, net->leaky_slope, w->a[l], w->pre[l], rows, n_out, nt);
+        h = w->a[l];
+        if (hidden && net->batch_norm == FNN_BN_AFTER && fnn_bn_present(net, l + 1)) {
+            FN(bn_slot_forward)(net, params, stats, w, l + 1, w->hbuf[l + 1], h, rows, train,
+                                nt);
+            h = w->hbuf[l + 1];
+        }
+    }
+    w->h[L] = h;
+}
+
+/* Backward pass: w->d1 holds dL/d(output pre-activation) (rows x units[L]);
+ * writes (or with `accumulate`, adds) every parameter gradient into grad. */
+static void FN(backward)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
+                         FN(fnn_ws) *w, REAL *grad, int64_t rows, int accumulate, int nt)
+{
+    const int L = net->n_layers;
+    const int64_t *u = net->units;
+    REAL *d = w->d1, *dn = w->d2;
+    for (int l = L - 1; l >= 0; l--) {
+        const int64_t n_in = u[l], n_out = u[l + 1];
+        if (l < L - 1) { /* d = dL/dh_{l+1}: back through BN-after, activation, BN-before */
+            const int s = l + 1;
+            const int has_bn = fnn_bn_present(net, s);
+            REAL *dgamma = has_bn ? grad + net->bn_off[s] : NULL;
+            const REAL *gamma = has_bn ? params + net->bn_off[s] : NULL;
+            if (has_bn && net->batch_norm == FNN_BN_AFTER)
+                FN(fnn_bn_backward)(d, dgamma, dgamma + n_out, d, w->xhat[s], w->istd[s], gamma,
+                                    rows, n_out, accumulate, nt);
+            FN(fnn_act_backward)(net->activation[l], net->leaky_slope, d, d, w->pre[l], w->a[l],
+                                 rows * n_out, nt);
+            if (has_bn && net->batch_norm == FNN_BN_BEFORE)
+                FN(fnn_bn_backward)(d, dgamma, dgamma + n_out, d, w->xhat[s], w->istd[s], gamma,
+                                    rows, n_out, accumulate, nt);
+        }
+        /* d = dL/dz_l */
+        const int need_dx = l > 0 || fnn_bn_present(net, 0);
+        REAL *dbias = net->b_off[l] >= 0 ? grad + net->b_off[l] : NULL;
+        FN(fnn_dense_backward)(blas, need_dx ? dn : NULL, grad + net->w_off[l], dbias, d, w->x[l],
+                               params + net->w_off[l], rows, n_in, n_out, accumulate, nt);
+        if (need_dx) {
+            if (w->dropped[l])
+                FN(fnn_dropout_backward)(dn, dn, w->keep[l], rows * n_in, net->dropout[l],
+                                         net->alpha_dropout, nt);
+            REAL *t = d;
+            d = dn;
+            dn = t;
+        }
+    }
+    if (fnn_bn_present(net, 0)) { /* only gamma and beta: inputs need no gradient */
+        const int64_t width = u[0];
+        REAL *dgamma = grad + net->bn_off[0];
+        FN(fnn_bn_backward)(NULL, dgamma, dgamma + width, d, w->xhat[0], w->istd[0],
+                            params + net->bn_off[0], rows, width, accumulate, nt);
+    }
+}
+
+/* Gather rows idx[0..rows) of X, y and sample weights into the workspace;
+ * returns the sum of the batch's sample weights (rows when unweighted). */
+static double FN(gather_batch)(const fnn_net *net, FN(fnn_ws) *w, const fnn_data *data,
+                               const int64_t *idx, int64_t rows, int nt)
+{
+    const int64_t n_out = net->units[net->n_layers];
+    FN(fnn_gather_x)(w->xin, data, idx, rows, nt);
+    if (data->y != NULL) {
+        const REAL *y = (const REAL *)data->y;
+        for (int64_t i = 0; i < rows; i++)
+            memcpy(w->ybuf + i * n_out, y + idx[i] * n_out, (size_t)n_out * sizeof(REAL));
+    }
+    if (data->sample_weight == NULL)
+        return (double)rows;
+    const REAL *sw = (const REAL *)data->sample_weight;
+    double sum = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        w->swbuf[i] = sw[idx[i]];
+        sum += w->swbuf[i];
+    }
+    return sum;
+}
+
+/* sklearn's reported data loss from the summed (over outputs) loss. */
+static double FN(reported_loss)(const fnn_net *net, double loss_sum, double sw_sum)
+{
+    double l = loss_sum / sw_sum;
+    if (net->loss == FNN_LOSS_SQUARED)
+        l /= (double)net->units[net->n_layers];
+    return l;
+}
+
+fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *params,
+                               REAL *stats, fnn_optstate *opt, const fnn_data *data,
+                               const int64_t *order, int64_t n_order, int64_t batch_size,
+                               const double *lrs, uint64_t seed, fnn_epoch_report *report)
+{
+    if (!fnn_check_net(net) || data == NULL || data->y == NULL || order == NULL ||
+        batch_size < 1 || lrs == NULL || report == NULL || report->grad_norm_sum == NULL)
+        return FNN_ERR_BADARG;
+    const int L = net->n_layers, nt = net->n_threads;
+    const int64_t n_out = net->units[L];
+    const int64_t cap = batch_size < n_order ? batch_size : (n_order > 0 ? n_order : 1);
+    report->loss_sum = 0;
+    report->n_steps = 0;
+    fnn_allocs al;
+    FN(fnn_ws) w;
+    if (!FN(ws_init)(&w, &al, net, cap, 1, 1)) {
+        fnn_free_all(&al);
+        return FNN_ERR_NOMEM;
+    }
+    fnn_status status = FNN_OK;
+    const REAL *sw = data->sample_weight != NULL ? w.swbuf : NULL;
+    int64_t n_steps = (n_order + batch_size - 1) / batch_size;
+    for (int64_t s = 0; s < n_steps; s++) {
+        const int64_t start = s * batch_size;
+        const int64_t rows = start + batch_size <= n_order ? batch_size : n_order - start;
+        const uint64_t step = (uint64_t)(opt->t);
+        double sw_sum = FN(gather_batch)(net, &w, data, order + start, rows, nt);
+        if (!(sw_sum > 0))
+            continue; /* a batch of zero weight carries no gradient: no update */
+        FN(forward)(net, blas, params, stats, &w, rows, 1, 1, seed, step, nt);
+        const REAL *p = w.h[L];
+        double lsum = FN(fnn_loss_sum)(net->loss, p, w.ybuf, sw, rows, n_out, w.rowbuf, nt);
+        FN(fnn_output_delta)(w.d1, p, w.ybuf, sw, 1.0 / sw_sum, rows, n_out, nt);
+        FN(backward)(net, blas, params, &w, w.grad, rows, 0, nt);
+        double pen = FN(fnn_penalty)(net, params, w.grad, 1.0 / sw_sum, nt);
+        double batch_loss = FN(reported_loss)(net, lsum, sw_sum) + pen;
+        double total_sq = 0;
+        for (int t = 0; t < w.n_tensors; t++) {
+            w.sq[t] = FN(fnn_sum_squares)(w.grad + w.toff[t], w.tlen[t], nt);
+            total_sq += w.sq[t];
+        }
+        if (!isfinite(batch_loss) || !isfinite(total_sq)) {
+            status = FNN_ERR_NONFINITE;
+            break;
+        }
+        for (int l = 0; l < L; l++) report->grad_norm_sum[l] += sqrt(w.sq[l]);
+        FN(fnn_clip_gradients)(net, w.grad, w.sq, w.n_tensors, w.toff, w.tlen, nt);
+        for (int b = 0; b < L; b++)
+            if (fnn_bn_present(net, b) && stats != NULL) {
+                REAL *mm = stats + net->stat_off[b];
+                FN(fnn_bn_update_moving)(mm, mm + fnn_bn_width(net, b), w.mean[b], w.var[b],
+                                         fnn_bn_width(net, b), net->bn_momentum);
+            }
+        FN(fnn_optim_step)(net, params, w.grad, opt, lrs[s], nt);
+        FN(fnn_apply_max_norm)(net, params, nt);
+        report->loss_sum += batch_loss * (double)rows;
+        report->n_steps += 1;
+    }
+    fnn_free_all(&al);
+    return status;
+}
+
+fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
+                             const fnn_data *data, int64_t chunk_rows, int32_t dropout_on,
+                             uint64_t seed, double *loss_out, double *objective_out,
+                             REAL *grad)
+{
+    if (!fnn_check_net(net) || data == NULL || data->y == NULL || grad == NULL ||
+        data->n_rows < 1)
+        return FNN_ERR_BADARG;
+    const int L = net->n_layers, nt = net->n_threads;
+    const int64_t n = data->n_rows, n_out = net->units[L];
+    int has_bn = 0;
+    for (int s = 0; s < L; s++) has_bn |= fnn_bn_present(net, s);
+    /* BatchNorm couples the rows of a batch: the full batch is one chunk. */
+    int64_t chunk = has_bn || chunk_rows < 1 || chunk_rows > n ? n : chunk_rows;
+    fnn_allocs al;
+    FN(fnn_ws) w;
+    if (!FN(ws_init)(&w, &al, net, chunk, dropout_on, 0)) {
+        fnn_free_all(&al);
+        return FNN_ERR_NOMEM;
+    }
+    double sw_total = (double)n;
+    if (data->sample_weight != NULL) {
+        const REAL *sw = (const REAL *)data->sample_weight;
+        sw_total = 0;
+        for (int64_t i = 0; i < n; i++) sw_total += sw[i];
+    }
+    const REAL *sw = data->sample_weight != NULL ? w.swbuf : NULL;
+    double lsum = 0;
+    for (int64_t start = 0; start < n; start += chunk) {
+        const int64_t rows = start + chunk <= n ? chunk : n - start;
+        for (int64_t i = 0; i < rows; i++) w.idx[i] = start + i;
+        FN(gather_batch)(net, &w, data, w.idx, rows, nt);
+        FN(forward)(net, blas, params, NULL, &w, rows, 1, dropout_on, seed, (uint64_t)start, nt);
+        lsum += FN(fnn_loss_sum)(net->loss, w.h[L], w.ybuf, sw, rows, n_out, w.rowbuf, nt);
+        FN(fnn_output_delta)(w.d1, w.h[L], w.ybuf, sw, 1.0 / sw_total, rows, n_out, nt);
+        FN(backward)(net, blas, params, &w, grad, rows, start > 0, nt);
+    }
+    double pen = FN(fnn_penalty)(net, params, grad, 1.0 / sw_total, nt);
+    if (loss_out != NULL)
+        *loss_out = FN(reported_loss)(net, lsum, sw_total) + pen;
+    if (objective_out != NULL)
+        *objective_out = lsum / sw_total + pen;
+    fnn_free_all(&al);
+    return FNN_OK;
+}
+
+fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
+                           const REAL *stats, const fnn_data *data, int64_t chunk_rows,
+                           int32_t dropout_on, uint64_t seed, REAL *out)
+{
+    if (!fnn_check_net(net) || data == NULL || out == NULL)
+        return FNN_ERR_BADARG;
+    const int L = net->n_layers, nt = net->n_threads;
+    const int64_t n = data->n_rows, n_out = net->units[L];
+    if (n == 0)
+        return FNN_OK;
+    int64_t chunk = chunk_rows < 1 || chunk_rows > n ? n : chunk_rows;
+    fnn_allocs al;
+    FN(fnn_ws) w;
+    if (!FN(ws_init)(&w, &al, net, chunk, dropout_on, 0)) {
+        fnn_free_all(&al);
+        return FNN_ERR_NOMEM;
+    }
+    for (int64_t start = 0; start < n; start += chunk) {
+        const int64_t rows = start + chunk <= n ? chunk : n - start;
+        for (int64_t i = 0; i < rows; i++) w.idx[i] = start + i;
+        FN(fnn_gather_x)(w.xin, data, w.idx, rows, nt);
+        FN(forward)(net, blas, params, stats, &w, rows, 0, dropout_on, seed, (uint64_t)start, nt);
+        memcpy(out + start * n_out, w.h[L], (size_t)(rows * n_out) * sizeof(REAL));
+    }
+    fnn_free_all(&al);
+    return FNN_OK;
+}
+
+#endif

@@ -1,0 +1,414 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""Thin wrapper over the C core (csrc/fastnn.h): buffers in, status out.
+
+Every function checks the dtype, size and layout of each buffer it hands to C,
+so no input that reaches this module can make C read or write out of bounds.
+The C calls run without the GIL.
+"""
+import numpy as np
+
+cimport numpy as cnp
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+cnp.import_array()
+
+
+cdef extern from "fastnn.h":
+    ctypedef int fnn_status
+    int FNN_OK, FNN_ERR_NOMEM, FNN_ERR_NONFINITE, FNN_ERR_BADARG
+
+    ctypedef void (*fnn_sgemm_t)(char *, char *, int *, int *, int *, float *, float *,
+                                 int *, float *, int *, float *, float *, int *) noexcept nogil
+    ctypedef void (*fnn_dgemm_t)(char *, char *, int *, int *, int *, double *, double *,
+                                 int *, double *, int *, double *, double *, int *) noexcept nogil
+
+    ctypedef struct fnn_net:
+        int32_t n_layers
+        const int64_t *units
+        const int32_t *activation
+        int32_t loss
+        double leaky_slope
+        int32_t batch_norm
+        int32_t batch_norm_input
+        double bn_momentum
+        double bn_epsilon
+        const double *dropout
+        int32_t alpha_dropout
+        int32_t penalty
+        double alpha
+        double l1_ratio
+        double max_norm
+        int32_t clip
+        double clip_value
+        int32_t solver
+        double momentum
+        int32_t nesterov
+        double beta_1
+        double beta_2
+        double epsilon
+        double rho
+        const int64_t *w_off
+        const int64_t *b_off
+        const int64_t *bn_off
+        const int64_t *stat_off
+        int64_t n_params
+        int64_t n_stats
+        int32_t n_threads
+
+    ctypedef struct fnn_blas:
+        fnn_sgemm_t sgemm
+        fnn_dgemm_t dgemm
+
+    ctypedef struct fnn_data:
+        int64_t n_rows, n_cols
+        const void *x
+        int64_t row_stride, col_stride
+        const void *csr_data
+        const void *csr_indices
+        const void *csr_indptr
+        int32_t csr_index64
+        const void *y
+        const void *sample_weight
+
+    ctypedef struct fnn_optstate:
+        void *m
+        void *v
+        int64_t t
+        double nadam_mu_product
+
+    ctypedef struct fnn_epoch_report:
+        double loss_sum
+        double *grad_norm_sum
+        int64_t n_steps
+
+    fnn_status fnn_train_epoch_f32(const fnn_net *, const fnn_blas *, float *, float *,
+                                   fnn_optstate *, const fnn_data *, const int64_t *, int64_t,
+                                   int64_t, const double *, uint64_t,
+                                   fnn_epoch_report *) nogil
+    fnn_status fnn_train_epoch_f64(const fnn_net *, const fnn_blas *, double *, double *,
+                                   fnn_optstate *, const fnn_data *, const int64_t *, int64_t,
+                                   int64_t, const double *, uint64_t,
+                                   fnn_epoch_report *) nogil
+    fnn_status fnn_loss_grad_f32(const fnn_net *, const fnn_blas *, const float *,
+                                 const fnn_data *, int64_t, int32_t, uint64_t, double *,
+                                 double *, float *) nogil
+    fnn_status fnn_loss_grad_f64(const fnn_net *, const fnn_blas *, const double *,
+                                 const fnn_data *, int64_t, int32_t, uint64_t, double *,
+                                 double *, double *) nogil
+    fnn_status fnn_predict_f32(const fnn_net *, const fnn_blas *, const float *, const float *,
+                               const fnn_data *, int64_t, int32_t, uint64_t, float *) nogil
+    fnn_status fnn_predict_f64(const fnn_net *, const fnn_blas *, const double *,
+                               const double *, const fnn_data *, int64_t, int32_t, uint64_t,
+                               double *) nogil
+    int fnn_has_openmp()
+
+
+# Codes shared with the C core (fastnn.h).
+ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3, "leaky_relu": 4,
+               "elu": 5, "selu": 6, "swish": 7, "softmax": 8, "exp": 9}
+LOSSES = {"squared_error": 0, "log_loss": 1, "binary_log_loss": 2, "poisson": 3}
+BATCH_NORM = {False: 0, "before": 1, "after": 2}
+SOLVERS = {"sgd": 0, "adam": 1, "adagrad": 2, "rmsprop": 3, "adamax": 4, "nadam": 5}
+CLIP = {None: 0, "value": 1, "norm": 2, "global_norm": 3}
+PENALTIES = {"l2": 0, "l1": 1, "elasticnet": 2}
+
+
+class NonFiniteError(ArithmeticError):
+    """The loss or a gradient became NaN or infinite (no update was applied)."""
+
+
+def has_openmp():
+    """True when the core was compiled with OpenMP."""
+    return bool(fnn_has_openmp())
+
+
+cdef fnn_blas BLAS
+BLAS.sgemm = <fnn_sgemm_t>sgemm
+BLAS.dgemm = <fnn_dgemm_t>dgemm
+
+
+cdef check_status(fnn_status status):
+    if status == FNN_OK:
+        return
+    if status == FNN_ERR_NOMEM:
+        raise MemoryError("fastnn: could not allocate scratch memory")
+    if status == FNN_ERR_NONFINITE:
+        raise NonFiniteError("the loss or a gradient became NaN or infinite")
+    raise ValueError("fastnn: the C core rejected its arguments (status %d)" % status)
+
+
+cdef inline void *data_ptr(cnp.ndarray a):
+    return cnp.PyArray_DATA(a)
+
+
+cdef cnp.ndarray vec(object a, object dtype, Py_ssize_t size, str name):
+    """`a` as a C-contiguous 1-D array of dtype and size, else ValueError."""
+    if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != 1 \
+            or a.shape[0] != size or not a.flags.c_contiguous:
+        raise ValueError("%s must be a contiguous %s vector of size %d" % (name, dtype, size))
+    return a
+
+
+cdef class Network:
+    """The C network descriptor plus the arrays it points into.
+
+    Built by fastnn._network.Layout; see fastnn.h for every field.
+    """
+    cdef fnn_net net
+    cdef readonly object dtype
+    cdef object _arrays
+
+    def __init__(self, *, dtype, units, activation, loss, w_off, b_off, bn_off, stat_off,
+                 n_params, n_stats, dropout=None, leaky_slope=0.01, batch_norm=0,
+                 batch_norm_input=False, bn_momentum=0.99, bn_epsilon=1e-3,
+                 alpha_dropout=False, penalty=0, alpha=0.0, l1_ratio=0.15, max_norm=0.0,
+                 clip=0, clip_value=0.0, solver=1, momentum=0.9, nesterov=True,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, rho=0.9, n_threads=1):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError("dtype must be float32 or float64")
+        cdef cnp.ndarray u = np.ascontiguousarray(units, dtype=np.int64)
+        cdef Py_ssize_t L = u.shape[0] - 1
+        if L < 1 or (u < 1).any():
+            raise ValueError("units must hold at least two positive sizes")
+        cdef cnp.ndarray act = vec(np.asarray(activation, dtype=np.int32), np.int32, L, "activation")
+        cdef cnp.ndarray wo = vec(np.asarray(w_off, dtype=np.int64), np.int64, L, "w_off")
+        cdef cnp.ndarray bo = vec(np.asarray(b_off, dtype=np.int64), np.int64, L, "b_off")
+        cdef cnp.ndarray no = vec(np.asarray(bn_off, dtype=np.int64), np.int64, L, "bn_off")
+        cdef cnp.ndarray so = vec(np.asarray(stat_off, dtype=np.int64), np.int64, L, "stat_off")
+        # Every tensor must lie inside the parameter / statistics vectors.
+        for l in range(L):
+            if wo[l] < 0 or wo[l] + u[l] * u[l + 1] > n_params:
+                raise ValueError("kernel %d lies outside the parameter vector" % l)
+            if bo[l] >= 0 and bo[l] + u[l + 1] > n_params:
+                raise ValueError("bias %d lies outside the parameter vector" % l)
+            if no[l] >= 0 and (no[l] + 2 * u[l] > n_params or so[l] < 0
+                               or so[l] + 2 * u[l] > n_stats):
+                raise ValueError("BatchNorm slot %d lies outside its vectors" % l)
+        cdef cnp.ndarray dr = None
+        if dropout is not None:
+            dr = vec(np.asarray(dropout, dtype=np.float64), np.float64, L, "dropout")
+            if ((dr < 0) | (dr >= 1)).any():
+                raise ValueError("dropout rates must lie in [0, 1)")
+        self._arrays = (u, act, wo, bo, no, so, dr)
+        self.net.n_layers = <int32_t>L
+        self.net.units = <const int64_t *>data_ptr(u)
+        self.net.activation = <const int32_t *>data_ptr(act)
+        self.net.loss = loss
+        self.net.leaky_slope = leaky_slope
+        self.net.batch_norm = batch_norm
+        self.net.batch_norm_input = bool(batch_norm_input)
+        self.net.bn_momentum = bn_momentum
+        self.net.bn_epsilon = bn_epsilon
+        self.net.dropout = <const double *>data_ptr(dr) if dr is not None else NULL
+        self.net.alpha_dropout = bool(alpha_dropout)
+        self.net.penalty = penalty
+        self.net.alpha = alpha
+        self.net.l1_ratio = l1_ratio
+        self.net.max_norm = max_norm if max_norm is not None else 0.0
+        self.net.clip = clip
+        self.net.clip_value = clip_value
+        self.net.solver = solver
+        self.net.momentum = momentum
+        self.net.nesterov = bool(nesterov)
+        self.net.beta_1 = beta_1
+        self.net.beta_2 = beta_2
+        self.net.epsilon = epsilon
+        self.net.rho = rho
+        self.net.w_off = <const int64_t *>data_ptr(wo)
+        self.net.b_off = <const int64_t *>data_ptr(bo)
+        self.net.bn_off = <const int64_t *>data_ptr(no)
+        self.net.stat_off = <const int64_t *>data_ptr(so)
+        self.net.n_params = n_params
+        self.net.n_stats = n_stats
+        self.n_threads = n_threads
+
+    @property
+    def n_layers(self):
+        return self.net.n_layers
+
+    @property
+    def n_params(self):
+        return self.net.n_params
+
+    @property
+    def n_threads(self):
+        return self.net.n_threads
+
+    @n_threads.setter
+    def n_threads(self, value):
+        self.net.n_threads = max(1, int(value))
+
+
+cdef object fill_data(fnn_data *d, Network net, object X, object y, object sw, bint need_y):
+    """Describe X (ndarray of the network's dtype, any strides, or a CSR matrix
+    with sorted-or-not, in-range indices), y and sample_weight for C.  Returns
+    the objects that must stay alive during the call."""
+    dtype = net.dtype
+    cdef Py_ssize_t itemsize = dtype.itemsize
+    cdef int64_t n_rows, n_cols
+    cdef cnp.ndarray xa, data, indices, indptr
+    d.x = NULL
+    d.csr_data = NULL
+    d.csr_indices = NULL
+    d.csr_indptr = NULL
+    d.csr_index64 = 0
+    if isinstance(X, np.ndarray):
+        xa = X
+        if xa.ndim != 2 or xa.dtype != dtype:
+            raise ValueError("X must be a 2-D %s array" % dtype)
+        if xa.strides[0] % itemsize or xa.strides[1] % itemsize:
+            raise ValueError("X's strides must be multiples of its item size")
+        n_rows, n_cols = xa.shape[0], xa.shape[1]
+        d.x = data_ptr(xa)
+        d.row_stride = xa.strides[0] // itemsize
+        d.col_stride = xa.strides[1] // itemsize
+        keep = [xa]
+    else:  # scipy CSR, checked by the caller (Python layer) for index ranges
+        if getattr(X, "format", None) != "csr":
+            raise ValueError("X must be a NumPy array or a CSR matrix")
+        n_rows, n_cols = X.shape
+        data = vec(X.data, dtype, X.nnz, "X.data")
+        idx_dtype = X.indices.dtype
+        if idx_dtype not in (np.int32, np.int64):
+            raise ValueError("CSR indices must be int32 or int64")
+        indices = vec(X.indices, idx_dtype, X.nnz, "X.indices")
+        indptr = vec(X.indptr, idx_dtype, n_rows + 1, "X.indptr")
+        d.csr_data = data_ptr(data)
+        d.csr_indices = data_ptr(indices)
+        d.csr_indptr = data_ptr(indptr)
+        d.csr_index64 = idx_dtype == np.int64
+        keep = [data, indices, indptr]
+    if n_cols != net.net.units[0]:
+        raise ValueError("X has %d features, the network expects %d"
+                         % (n_cols, net.net.units[0]))
+    d.n_rows = n_rows
+    d.n_cols = n_cols
+    d.y = NULL
+    d.sample_weight = NULL
+    cdef cnp.ndarray ya, swa
+    if need_y:
+        n_out = net.net.units[net.net.n_layers]
+        if not isinstance(y, np.ndarray) or y.dtype != dtype or y.ndim != 2 \
+                or y.shape[0] != n_rows or y.shape[1] != n_out or not y.flags.c_contiguous:
+            raise ValueError("y must be a contiguous %s array of shape (%d, %d)"
+                             % (dtype, n_rows, n_out))
+        ya = y
+        d.y = data_ptr(ya)
+        keep.append(ya)
+    if sw is not None:
+        swa = vec(sw, dtype, n_rows, "sample_weight")
+        d.sample_weight = data_ptr(swa)
+        keep.append(swa)
+    return keep
+
+
+def train_epoch(Network net, params, stats, opt_m, opt_v, opt_scalars, X, y, sample_weight,
+                order, Py_ssize_t batch_size, lrs, uint64_t seed, grad_norm_sum):
+    """Train one epoch in C.  opt_scalars is a float64 array [t, nadam_mu_product],
+    updated in place; grad_norm_sum (float64, n_layers) is added to.
+    Returns (loss_sum, n_steps); raises NonFiniteError (after the last finite step)."""
+    dtype = net.dtype
+    cdef fnn_data d
+    keep = fill_data(&d, net, X, y, sample_weight, True)
+    cdef cnp.ndarray p = vec(params, dtype, net.net.n_params, "params")
+    cdef cnp.ndarray st = vec(stats, dtype, net.net.n_stats, "stats")
+    cdef cnp.ndarray o = vec(order, np.int64, len(order), "order")
+    cdef Py_ssize_t n_order = o.shape[0]
+    if n_order and (o.min() < 0 or o.max() >= d.n_rows):
+        raise ValueError("order holds row indices outside X")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    cdef Py_ssize_t n_steps = (n_order + batch_size - 1) // batch_size
+    cdef cnp.ndarray r = vec(lrs, np.float64, n_steps, "lrs")
+    cdef cnp.ndarray g = vec(grad_norm_sum, np.float64, net.net.n_layers, "grad_norm_sum")
+    cdef cnp.ndarray sc = vec(opt_scalars, np.float64, 2, "opt_scalars")
+    cdef fnn_optstate opt
+    cdef cnp.ndarray m, v
+    # Every solver keeps a first buffer (velocity, moment or accumulator).
+    m = vec(opt_m, dtype, net.net.n_params, "opt_m")
+    opt.m = data_ptr(m)
+    opt.v = NULL
+    if net.net.solver in (SOLVERS["adam"], SOLVERS["adamax"], SOLVERS["nadam"]):
+        v = vec(opt_v, dtype, net.net.n_params, "opt_v")
+        opt.v = data_ptr(v)
+    opt.t = <int64_t>sc[0]
+    opt.nadam_mu_product = sc[1]
+    cdef fnn_epoch_report rep
+    rep.grad_norm_sum = <double *>data_ptr(g)
+    cdef fnn_status status
+    cdef int64_t bs = batch_size
+    cdef void *pp = data_ptr(p)
+    cdef void *stp = data_ptr(st)
+    cdef const int64_t *op = <const int64_t *>data_ptr(o)
+    cdef const double *rp = <const double *>data_ptr(r)
+    if dtype == np.float32:
+        with nogil:
+            status = fnn_train_epoch_f32(&net.net, &BLAS, <float *>pp, <float *>stp, &opt, &d,
+                                         op, n_order, bs, rp, seed, &rep)
+    else:
+        with nogil:
+            status = fnn_train_epoch_f64(&net.net, &BLAS, <double *>pp, <double *>stp, &opt,
+                                         &d, op, n_order, bs, rp, seed, &rep)
+    sc[0] = opt.t
+    sc[1] = opt.nadam_mu_product
+    if status == FNN_ERR_NONFINITE:
+        raise NonFiniteError(rep.n_steps)
+    check_status(status)
+    return rep.loss_sum, rep.n_steps
+
+
+def loss_grad(Network net, params, X, y, sample_weight, grad, *, Py_ssize_t chunk_rows=4096,
+              bint dropout_on=False, uint64_t seed=0):
+    """Full-batch (loss, objective) with the objective's gradient written to grad."""
+    dtype = net.dtype
+    cdef fnn_data d
+    keep = fill_data(&d, net, X, y, sample_weight, True)
+    if d.n_rows < 1:
+        raise ValueError("loss_grad needs at least one row")
+    cdef cnp.ndarray p = vec(params, dtype, net.net.n_params, "params")
+    cdef cnp.ndarray g = vec(grad, dtype, net.net.n_params, "grad")
+    cdef double loss = 0, objective = 0
+    cdef fnn_status status
+    cdef int64_t chunk = chunk_rows
+    cdef int32_t drop = dropout_on
+    cdef void *pp = data_ptr(p)
+    cdef void *gp = data_ptr(g)
+    if dtype == np.float32:
+        with nogil:
+            status = fnn_loss_grad_f32(&net.net, &BLAS, <const float *>pp, &d, chunk, drop, seed,
+                                       &loss, &objective, <float *>gp)
+    else:
+        with nogil:
+            status = fnn_loss_grad_f64(&net.net, &BLAS, <const double *>pp, &d, chunk, drop,
+                                       seed, &loss, &objective, <double *>gp)
+    check_status(status)
+    return loss, objective
+
+
+def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=4096,
+            bint dropout_on=False, uint64_t seed=0):
+    """Output activations for X (inference mode; one MC-dropout sample when dropout_on)."""
+    dtype = net.dtype
+    cdef fnn_data d
+    keep = fill_data(&d, net, X, None, None, False)
+    cdef cnp.ndarray p = vec(params, dtype, net.net.n_params, "params")
+    cdef cnp.ndarray st = vec(stats, dtype, net.net.n_stats, "stats")
+    cdef cnp.ndarray out = np.empty((d.n_rows, net.net.units[net.net.n_layers]), dtype=dtype)
+    cdef fnn_status status
+    cdef int64_t chunk = chunk_rows
+    cdef int32_t drop = dropout_on
+    cdef void *pp = data_ptr(p)
+    cdef void *stp = data_ptr(st)
+    cdef void *outp = data_ptr(out)
+    if dtype == np.float32:
+        with nogil:
+            status = fnn_predict_f32(&net.net, &BLAS, <const float *>pp, <const float *>stp, &d,
+                                     chunk, drop, seed, <float *>outp)
+    else:
+        with nogil:
+            status = fnn_predict_f64(&net.net, &BLAS, <const double *>pp, <const double *>stp,
+                                     &d, chunk, drop, seed, <double *>outp)
+    check_status(status)
+    return out
