@@ -219,6 +219,9 @@ fnn_status fnn_predict_f64(const fnn_net *net, const fnn_blas *blas, const doubl
 
 /* 1 when the core was built with OpenMP. */
 int fnn_has_openmp(void);
+/* Threads an OpenMP region would use now (omp_get_max_threads(): follows
+ * OMP_NUM_THREADS and threadpoolctl limits); 1 without OpenMP. */
+int fnn_max_threads(void);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,15 @@ int fnn_has_openmp(void)
 #endif
 }
 
+int fnn_max_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
 int64_t fnn_bn_width(const fnn_net *net, int s) { return net->units[s]; }
 
 int fnn_bn_present(const fnn_net *net, int s)

@@ -102,6 +102,7 @@ cdef extern from "fastnn.h":
                                const double *, const fnn_data *, int64_t, int32_t, uint64_t,
                                double *) nogil
     int fnn_has_openmp()
+    int fnn_max_threads()
 
 
 # Codes shared with the C core (fastnn.h).
@@ -121,6 +122,11 @@ class NonFiniteError(ArithmeticError):
 def has_openmp():
     """True when the core was compiled with OpenMP."""
     return bool(fnn_has_openmp())
+
+
+def max_threads():
+    """Threads the core's OpenMP regions would use now (follows threadpoolctl)."""
+    return fnn_max_threads()
 
 
 cdef fnn_blas BLAS

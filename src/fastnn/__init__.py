@@ -1,0 +1,14 @@
+"""fastnn: fast multilayer perceptrons on the CPU behind the scikit-learn API.
+
+``fastnn.MLPClassifier`` and ``fastnn.MLPRegressor`` are drop-in replacements
+for scikit-learn's MLP estimators whose training loop runs in a C/OpenMP core,
+and which add the techniques of "Training Deep Neural Networks" (Géron,
+*Hands-On Machine Learning*, ch. 11) as constructor parameters.
+"""
+
+from . import schedules
+from ._base import DivergenceError
+from ._mlp import MLPClassifier, MLPRegressor
+
+__version__ = "0.1.0"
+__all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "schedules", "__version__"]

@@ -1,0 +1,557 @@
+"""fastnn.MLPClassifier and fastnn.MLPRegressor."""
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+
+from ._base import STOCHASTIC_SOLVERS, BaseMultilayerPerceptron
+
+_PARAMETERS_DOC = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+
+    activation : str or list of str, default='relu'
+        Hidden-layer activation, one name for all hidden layers or one per
+        hidden layer: 'identity', 'logistic', 'tanh', 'relu' (as sklearn),
+        'leaky_relu' (negative slope 0.01, as PyTorch's default; Keras's
+        LeakyReLU layer uses 0.3), 'elu' (alpha=1), 'selu' (lambda=1.0507...,
+        alpha=1.6733..., Klambauer et al.) or 'swish' (x * sigmoid(x)).
+
+    solver : {'adam', 'sgd', 'lbfgs', 'adagrad', 'rmsprop', 'adamax', 'nadam'}, default='adam'
+        'sgd' (with ``momentum`` and ``nesterovs_momentum``) and 'adam' follow
+        sklearn exactly; 'adagrad', 'rmsprop', 'adamax' and 'nadam' follow
+        Keras 3 with this estimator's ``epsilon``; 'lbfgs' is
+        scipy.optimize's L-BFGS-B on the full-batch loss and gradient computed
+        in C (no BatchNorm or dropout with lbfgs).
+
+    alpha : float, default=0.0001
+        Strength of the weight penalty, divided by the mini-batch's sample
+        weight sum as in sklearn (so 'l2' is exactly sklearn's MLP penalty
+        ``0.5 * alpha * ||W||^2 / n``). Biases and BatchNorm are not penalized.
+
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size; 'auto' is ``min(200, n_samples)``.
+
+    learning_rate : str or schedule object, default='constant'
+        sklearn's 'constant', 'invscaling' and 'adaptive' (which, as in
+        sklearn, only change the 'sgd' solver's rate), or a schedule applied to
+        every solver but lbfgs: 'power', 'exponential', 'piecewise',
+        'plateau', 'one_cycle', or an instance from :mod:`fastnn.schedules`
+        (``Power``, ``Exponential``, ``PiecewiseConstant``,
+        ``ReduceOnPlateau``, ``OneCycle``, ...) whose parameters can be
+        searched as ``learning_rate__<param>``. Rates are computed per step
+        in Python and handed to the C loop once per epoch.
+
+    learning_rate_init : float, default=0.001
+        The initial (or, for schedules, base) learning rate.
+
+    power_t : float, default=0.5
+        Exponent of 'invscaling'.
+
+    max_iter : int, default=200
+        Maximum number of epochs (stochastic solvers) or iterations (lbfgs).
+
+    shuffle : bool, default=True
+        Shuffle the samples every epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialization, the validation split, shuffling, dropout
+        masks and MC-dropout passes.
+
+    tol : float, default=1e-4
+        Improvement below which an epoch counts as not improving (see
+        ``n_iter_no_change``); lbfgs's gradient tolerance.
+
+    verbose : bool or int, default=False
+        Print progress messages.
+
+    warm_start : bool, default=False
+        Reuse the previous solution (``coefs_``, ``intercepts_`` and the BN
+        arrays, which may be set by hand) as the starting point.
+
+    momentum : float, default=0.9
+        Momentum of the 'sgd' solver.
+
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum with 'sgd'.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified for
+        single-output classification) and stop when its score stops
+        improving.
+
+    validation_fraction : float, default=0.1
+        Fraction held out for early stopping.
+
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Moment decay rates of 'adam', 'adamax' and 'nadam'.
+
+    epsilon : float, default=1e-8
+        Numerical stability term of adam, adagrad, rmsprop, adamax, nadam.
+
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` before stopping (or, with
+        'adaptive' or a schedule that reacts to it, lowering the rate).
+
+    max_fun : int, default=15000
+        Maximum number of loss evaluations of lbfgs.
+
+    rho : float, default=0.9
+        Decay of RMSProp's mean square.
+
+    initial_accumulator_value : float, default=0.1
+        Starting value of AdaGrad's accumulators (Keras's default).
+
+    kernel_initializer : str, default='auto'
+        Initialization of the hidden layers' kernels: 'glorot_uniform',
+        'glorot_normal', 'he_uniform', 'he_normal', 'lecun_uniform',
+        'lecun_normal' (Keras 3 VarianceScaling semantics, normal variants
+        truncated at two standard deviations) or 'auto': He for relu,
+        leaky_relu, elu and swish, LeCun for selu, Glorot otherwise (see
+        :func:`fastnn._init.resolve_initializer`). The output layer uses
+        Glorot uniform (Keras's Dense default). Biases start at zero.
+
+    batch_norm : {False, True, 'before', 'after'}, default=False
+        BatchNormalization on every hidden layer, before (True) or after its
+        activation. With 'before' the hidden Dense layers have no bias (BN's
+        beta replaces it; their ``intercepts_`` stay zero). At predict time
+        BN is folded into the Dense weights.
+
+    batch_norm_input : bool, default=False
+        A BatchNormalization layer on the inputs.
+
+    batch_norm_momentum : float, default=0.99
+        Keras semantics: ``moving = m * moving + (1 - m) * batch``.
+
+    batch_norm_epsilon : float, default=1e-3
+        Added to the (biased) batch variance.
+
+    clipvalue, clipnorm, global_clipnorm : float or None, default=None
+        Gradient clipping with Keras semantics: element-wise to
+        [-clipvalue, clipvalue]; each tensor rescaled to an L2 norm of at
+        most clipnorm; all gradients rescaled together to a global norm of at
+        most global_clipnorm. At most one may be set.
+
+    penalty : {'l2', 'l1', 'elasticnet'}, default='l2'
+        Weight penalty with ``alpha``: 'l2' is sklearn's; 'l1' adds
+        ``alpha * |W|_1 / n``; 'elasticnet' mixes them with ``l1_ratio`` as
+        SGDClassifier does.
+
+    l1_ratio : float, default=0.15
+        Elastic-net mixing (1 = pure l1).
+
+    dropout : float or list of float, default=0.0
+        Dropout rate on the input of each Dense layer (as the chapter's
+        example: inputs and every hidden layer's output); one float for all
+        or one rate per Dense layer (``len(hidden_layer_sizes) + 1``).
+
+    dropout_kind : {'auto', 'standard', 'alpha'}, default='auto'
+        'standard' inverted dropout or Keras's AlphaDropout; 'auto' uses
+        alpha dropout when every hidden activation is 'selu'.
+
+    max_norm : float or None, default=None
+        Max-norm constraint (Keras ``MaxNorm(max_norm, axis=0)``) on each
+        unit's incoming weights, applied after every update.
+
+    restore_best_weights : bool, default=True
+        With early stopping, keep the weights of the best validation epoch
+        (sklearn always does); False keeps the last epoch's.
+"""
+
+_ATTRIBUTES_DOC = """
+    loss_ : float
+        The current loss (mean data loss of the last epoch plus the penalty).
+
+    best_loss_ : float or None
+        Minimum training loss (None with early stopping).
+
+    loss_curve_ : list of float
+        Loss of every epoch (stochastic solvers).
+
+    validation_scores_ : list of float or None
+        Validation score of every epoch with early stopping.
+
+    best_validation_score_ : float or None
+        Best validation score with early stopping.
+
+    t_ : int
+        Number of training samples seen.
+
+    coefs_ : list of ndarray of shape (fan_in, fan_out)
+        Dense kernels, as sklearn.
+
+    intercepts_ : list of ndarray of shape (fan_out,)
+        Dense biases (zeros, not trained, for hidden layers with
+        ``batch_norm='before'``).
+
+    bn_gamma_, bn_beta_, bn_moving_mean_, bn_moving_var_ : list
+        One entry per BatchNorm slot, ``len(hidden_layer_sizes) + 1`` in
+        all: index 0 is the input BN (``batch_norm_input``), index i >= 1
+        the BN of hidden layer i; ``None`` where there is none.
+
+    history_ : dict of lists
+        Per epoch: 'loss', 'lr' (the last step's rate), 'grad_norm' (one L2
+        norm per Dense kernel gradient, averaged over the epoch's steps,
+        before clipping), 'time' (seconds); with early stopping also
+        'val_loss' (data loss on the validation set) and 'val_score'.
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit (string column names only).
+
+    n_iter_ : int
+        Epochs (or lbfgs iterations) run by the last fit.
+
+    n_layers_ : int
+        Number of layers, inputs and outputs included.
+
+    n_outputs_ : int
+        Number of outputs.
+
+    out_activation_ : str
+        Output activation.
+"""
+
+
+def _stochastic(est):
+    if est.solver not in STOCHASTIC_SOLVERS:
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                             f"{est.solver} is not stochastic.")
+    return True
+
+
+class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 rho=0.9, initial_accumulator_value=0.1, kernel_initializer="auto",
+                 batch_norm=False, batch_norm_input=False, batch_norm_momentum=0.99,
+                 batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
+                 penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
+                 restore_best_weights=True):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            loss="log_loss", shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, rho=rho,
+            initial_accumulator_value=initial_accumulator_value,
+            kernel_initializer=kernel_initializer, batch_norm=batch_norm,
+            batch_norm_input=batch_norm_input, batch_norm_momentum=batch_norm_momentum,
+            batch_norm_epsilon=batch_norm_epsilon, clipvalue=clipvalue, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
+            dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
+            restore_best_weights=restore_best_weights)
+
+    _score_function = staticmethod(accuracy_score)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        # Same cases as sklearn: (re)define classes_ on a fresh fit, else check
+        # that y's classes fit the previous ones.
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where `y` has the same "
+                                     "classes as in the previous call to fit. Previously "
+                                     f"got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError("`y` has classes not in `self.classes_`. "
+                                 f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
+        y = self._label_binarizer.transform(y).astype(bool)
+        return X, y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data (float32 input trains in float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (multilabel: an indicator matrix).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(_stochastic)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Update the model with one epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array of shape (n_classes,), default=None
+            All classes across calls; required on the first call.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _output_to_prediction(self, out):
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def predict(self, X):
+        """Predict classes.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+        """
+        check_is_fitted(self)
+        return self._output_to_prediction(self._forward(X, check_input=True))
+
+    def predict_proba(self, X, mc_samples=0, return_std=False):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        mc_samples : int, default=0
+            When > 0, Monte-Carlo dropout: the mean of this many stochastic
+            passes with dropout on (BatchNorm in inference mode).
+        return_std : bool, default=False
+            Also return the standard deviation of the MC passes (zeros when
+            mc_samples is 0).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        std : ndarray of shape (n_samples, n_classes), only with return_std
+        """
+        check_is_fitted(self)
+        res = self._forward(X, mc_samples=mc_samples, return_std=return_std,
+                            check_input=True)
+        mean, std = res if return_std else (res, None)
+        if self.n_outputs_ == 1:
+            mean = mean.ravel()
+            mean = np.vstack([1 - mean, mean]).T
+            if std is not None:
+                std = std.ravel()
+                std = np.vstack([std, std]).T
+        return (mean, std) if return_std else mean
+
+    def predict_log_proba(self, X):
+        """Log of probability estimates (``log(predict_proba(X))``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 rho=0.9, initial_accumulator_value=0.1, kernel_initializer="auto",
+                 batch_norm=False, batch_norm_input=False, batch_norm_momentum=0.99,
+                 batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
+                 penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
+                 restore_best_weights=True):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            loss=loss, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, rho=rho,
+            initial_accumulator_value=initial_accumulator_value,
+            kernel_initializer=kernel_initializer, batch_norm=batch_norm,
+            batch_norm_input=batch_norm_input, batch_norm_momentum=batch_norm_momentum,
+            batch_norm_epsilon=batch_norm_epsilon, clipvalue=clipvalue, clipnorm=clipnorm,
+            global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
+            dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
+            restore_best_weights=restore_best_weights)
+
+    _score_function = staticmethod(r2_score)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' requires non-negative y.")
+        return X, y
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data (float32 input trains in float32).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(_stochastic)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Update the model with one epoch over the given data.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def _output_to_prediction(self, out):
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def predict(self, X, return_std=False, mc_samples=0):
+        """Predict with the multilayer perceptron.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return the standard deviation of the MC-dropout passes
+            (zeros when mc_samples is 0).
+        mc_samples : int, default=0
+            When > 0, Monte-Carlo dropout: the mean of this many stochastic
+            passes with dropout on (BatchNorm in inference mode).
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        std : ndarray of the same shape, only with return_std
+        """
+        check_is_fitted(self)
+        res = self._forward(X, mc_samples=mc_samples, return_std=return_std,
+                            check_input=True)
+        if return_std:
+            return self._output_to_prediction(res[0]), self._output_to_prediction(res[1])
+        return self._output_to_prediction(res)
+
+
+MLPClassifier.__doc__ = f"""Multilayer perceptron classifier trained in C.
+
+    A drop-in for :class:`sklearn.neural_network.MLPClassifier` (same
+    parameters, defaults, methods and fitted attributes) that adds the
+    techniques of "Training Deep Neural Networks" (Géron, ch. 11) as
+    constructor parameters. It minimizes the log-loss (softmax for
+    multiclass, logistic for binary and multilabel targets).
+
+    Parameters
+    ----------{_PARAMETERS_DOC}
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Class labels.
+{_ATTRIBUTES_DOC}
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from fastnn import MLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), batch_norm=True, solver="nadam",
+    ...                     max_iter=20, random_state=0).fit(X / 16, y)
+    >>> clf.score(X / 16, y) > 0.9
+    True
+    """
+
+MLPRegressor.__doc__ = f"""Multilayer perceptron regressor trained in C.
+
+    A drop-in for :class:`sklearn.neural_network.MLPRegressor` (same
+    parameters, defaults, methods and fitted attributes) that adds the
+    techniques of "Training Deep Neural Networks" (Géron, ch. 11) as
+    constructor parameters.
+
+    Parameters
+    ----------
+    loss : {{'squared_error', 'poisson'}}, default='squared_error'
+        Half squared error (identity output) or half Poisson deviance (log
+        link: exponential output, y >= 0), as sklearn.
+{_PARAMETERS_DOC}
+    Attributes
+    ----------
+{_ATTRIBUTES_DOC}
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from fastnn import MLPRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = MLPRegressor(hidden_layer_sizes=(32,), solver="lbfgs", max_iter=500,
+    ...                    random_state=0).fit(StandardScaler().fit_transform(X), y)
+    >>> reg.n_layers_
+    3
+    """

@@ -1,0 +1,186 @@
+"""The flat-buffer layout of a network, and the views between it and the
+estimator's sklearn-style attributes (coefs_, intercepts_, bn_*_).
+
+Parameter vector: every Dense kernel (row-major, shape (fan_in, fan_out)),
+then every Dense bias (as sklearn's ``_pack``), then gamma and beta of each
+BatchNorm slot.  Statistics vector: moving mean and variance per BN slot.
+BN slot 0 normalizes the inputs; slot l >= 1 follows hidden layer l.
+"""
+
+import numpy as np
+
+from . import _core
+
+
+class Layout:
+    """Offsets of every tensor in the flat parameter and statistics vectors.
+
+    Parameters
+    ----------
+    units : list of int
+        Layer widths: n_features, hidden sizes..., n_outputs.
+    batch_norm : {False, 'before', 'after'}
+        BatchNorm on every hidden layer; with 'before' the hidden Dense
+        layers have no bias (BN's beta replaces it).
+    batch_norm_input : bool
+        BatchNorm on the inputs (slot 0).
+    """
+
+    def __init__(self, units, batch_norm=False, batch_norm_input=False):
+        self.units = [int(u) for u in units]
+        self.n_layers = len(self.units) - 1
+        self.batch_norm = batch_norm
+        self.batch_norm_input = bool(batch_norm_input)
+        L = self.n_layers
+        off = 0
+        self.w_off = []
+        for l in range(L):
+            self.w_off.append(off)
+            off += self.units[l] * self.units[l + 1]
+        self.b_off = []
+        for l in range(L):
+            if self.has_bias(l):
+                self.b_off.append(off)
+                off += self.units[l + 1]
+            else:
+                self.b_off.append(-1)
+        self.bn_off, self.stat_off = [], []
+        stat = 0
+        for s in range(L):
+            if self.has_bn(s):
+                self.bn_off.append(off)
+                off += 2 * self.units[s]
+                self.stat_off.append(stat)
+                stat += 2 * self.units[s]
+            else:
+                self.bn_off.append(-1)
+                self.stat_off.append(-1)
+        self.n_params = off
+        self.n_stats = stat
+
+    def has_bias(self, l):
+        """Dense layer l keeps its bias unless BatchNorm follows it directly."""
+        return not (self.batch_norm == "before" and l < self.n_layers - 1)
+
+    def has_bn(self, s):
+        """BN slot s: 0 is the input BN, s >= 1 follows hidden layer s."""
+        if s == 0:
+            return self.batch_norm_input
+        return bool(self.batch_norm) and s < self.n_layers
+
+    def network(self, dtype, **config):
+        """A _core.Network with this layout and the given hyper-parameters."""
+        return _core.Network(
+            dtype=dtype, units=self.units, w_off=self.w_off, b_off=self.b_off,
+            bn_off=self.bn_off, stat_off=self.stat_off, n_params=self.n_params,
+            n_stats=self.n_stats, batch_norm=_core.BATCH_NORM[self.batch_norm],
+            batch_norm_input=self.batch_norm_input, **config)
+
+    # -- views between flat vectors and per-tensor arrays ------------------
+    def kernel(self, params, l):
+        size = self.units[l] * self.units[l + 1]
+        return params[self.w_off[l]:self.w_off[l] + size].reshape(
+            self.units[l], self.units[l + 1])
+
+    def bias(self, params, l):
+        o = self.b_off[l]
+        return None if o < 0 else params[o:o + self.units[l + 1]]
+
+    def gamma_beta(self, params, s):
+        o, w = self.bn_off[s], self.units[s]
+        return params[o:o + w], params[o + w:o + 2 * w]
+
+    def moving(self, stats, s):
+        o, w = self.stat_off[s], self.units[s]
+        return stats[o:o + w], stats[o + w:o + 2 * w]
+
+    def pack(self, coefs, intercepts, bn_gamma, bn_beta, bn_mean, bn_var, dtype):
+        """Flat (params, stats) vectors from per-layer arrays; shapes checked."""
+        params = np.empty(self.n_params, dtype=dtype)
+        stats = np.empty(self.n_stats, dtype=dtype)
+        if len(coefs) != self.n_layers or len(intercepts) != self.n_layers:
+            raise ValueError("coefs_ and intercepts_ must have one array per layer "
+                             f"({self.n_layers})")
+        for l in range(self.n_layers):
+            shape = (self.units[l], self.units[l + 1])
+            if np.shape(coefs[l]) != shape:
+                raise ValueError(f"coefs_[{l}] has shape {np.shape(coefs[l])}, "
+                                 f"expected {shape}")
+            self.kernel(params, l)[...] = coefs[l]
+            b = self.bias(params, l)
+            if b is not None:
+                if np.shape(intercepts[l]) != (self.units[l + 1],):
+                    raise ValueError(f"intercepts_[{l}] has shape "
+                                     f"{np.shape(intercepts[l])}, expected "
+                                     f"({self.units[l + 1]},)")
+                b[...] = intercepts[l]
+        for s in range(self.n_layers):
+            if not self.has_bn(s):
+                continue
+            g, b = self.gamma_beta(params, s)
+            m, v = self.moving(stats, s)
+            for dst, src, name in ((g, bn_gamma, "bn_gamma_"), (b, bn_beta, "bn_beta_"),
+                                   (m, bn_mean, "bn_moving_mean_"),
+                                   (v, bn_var, "bn_moving_var_")):
+                if src is None or src[s] is None or np.shape(src[s]) != dst.shape:
+                    raise ValueError(f"{name}[{s}] must be an array of shape {dst.shape}")
+                dst[...] = src[s]
+        return params, stats
+
+    def unpack(self, params, stats):
+        """Per-layer copies: (coefs, intercepts, gamma, beta, mean, var)."""
+        coefs = [self.kernel(params, l).copy() for l in range(self.n_layers)]
+        intercepts = []
+        for l in range(self.n_layers):
+            b = self.bias(params, l)
+            intercepts.append(np.zeros(self.units[l + 1], dtype=params.dtype)
+                              if b is None else b.copy())
+        gamma, beta, mean, var = [], [], [], []
+        for s in range(self.n_layers):
+            if self.has_bn(s):
+                g, b = self.gamma_beta(params, s)
+                m, v = self.moving(stats, s)
+                gamma.append(g.copy())
+                beta.append(b.copy())
+                mean.append(m.copy())
+                var.append(v.copy())
+            else:
+                for lst in (gamma, beta, mean, var):
+                    lst.append(None)
+        return coefs, intercepts, gamma, beta, mean, var
+
+    # -- inference ---------------------------------------------------------
+    def fold(self, params, stats, epsilon):
+        """BatchNorm folded into the Dense layers (SPEC section 3): returns the
+        (Layout, params) of an equivalent network without BN.
+
+        BN before layer l's activation: W' = W s, b' = (b - mu) s + beta.
+        BN after an activation (or on the inputs) is an affine map of the next
+        Dense layer's input: W' = diag(s) W, b' = b + (beta - mu s) W,
+        with s = gamma / sqrt(var + eps)."""
+        plain = Layout(self.units)
+        out = np.empty(plain.n_params, dtype=params.dtype)
+        for l in range(self.n_layers):
+            w = self.kernel(params, l).astype(np.float64)
+            b = self.bias(params, l)
+            b = np.zeros(self.units[l + 1]) if b is None else b.astype(np.float64)
+            s_in = l  # BN slot acting on this layer's input
+            if self.has_bn(s_in) and (s_in == 0 or self.batch_norm == "after"):
+                scale, shift = self._affine(params, stats, s_in, epsilon)
+                b = b + shift @ w
+                w = scale[:, None] * w
+            s_out = l + 1
+            if s_out < self.n_layers and self.has_bn(s_out) and self.batch_norm == "before":
+                scale, shift = self._affine(params, stats, s_out, epsilon)
+                w = w * scale[None, :]
+                b = b * scale + shift
+            plain.kernel(out, l)[...] = w
+            plain.bias(out, l)[...] = b
+        return plain, out
+
+    def _affine(self, params, stats, s, epsilon):
+        """BN slot s in inference mode as x * scale + shift (float64)."""
+        g, b = (a.astype(np.float64) for a in self.gamma_beta(params, s))
+        m, v = (a.astype(np.float64) for a in self.moving(stats, s))
+        scale = g / np.sqrt(v + epsilon)
+        return scale, b - m * scale
