@@ -593,17 +593,20 @@ class BaseMultilayerPerceptron(BaseEstimator):
             net = layout.network(dtype, **config)
             rng = check_random_state(self.random_state)
             seeds = rng.randint(0, 2**31 - 1, size=int(mc_samples))
-            total = None
-            total_sq = None
-            for seed in seeds:
+            # Welford's running mean and sum of squared deviations: exact zero
+            # spread when every pass agrees (no dropout).
+            mean = m2 = None
+            for k, seed in enumerate(seeds, start=1):
                 out = _core.predict(net, params, stats, X, dropout_on=True,
                                     seed=int(seed)).astype(np.float64)
-                total = out if total is None else total + out
-                total_sq = out * out if total_sq is None else total_sq + out * out
-            mean = total / len(seeds)
+                if mean is None:
+                    mean, m2 = out, np.zeros_like(out)
+                else:
+                    delta = out - mean
+                    mean = mean + delta / k
+                    m2 += delta * (out - mean)
             if return_std:
-                var = np.maximum(total_sq / len(seeds) - mean * mean, 0.0)
-                return mean.astype(dtype), np.sqrt(var).astype(dtype)
+                return mean.astype(dtype), np.sqrt(m2 / len(seeds)).astype(dtype)
             return mean.astype(dtype)
         plain, folded = layout.fold(params, stats, float(self.batch_norm_epsilon))
         config["dropout"] = None

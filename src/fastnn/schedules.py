@@ -448,7 +448,8 @@ class ReduceOnPlateau(LearningRateSchedule):
     ``max(lr * factor, min_lr)`` (only if ``lr > min_lr``) and ``wait = 0``.
     After a reduction, ``cooldown`` epochs pass before ``wait`` counts again.
     The reduced rate applies from the next epoch. Same order of operations as
-    Keras 3. The estimator's own ``n_iter_no_change`` stopping is unchanged.
+    Keras 3, but the comparison is done in float64 (Keras compares in
+    float32). The estimator's own ``n_iter_no_change`` stopping is unchanged.
 
     Parameters
     ----------
