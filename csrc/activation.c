@@ -30,7 +30,7 @@ static inline REAL FN(sigmoid)(REAL x)
     return e / (1 + e);
 }
 
-void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *pre, int64_t rows,
+FNN_HOT void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *pre, int64_t rows,
                          int64_t cols, int nt)
 {
     const int64_t n = rows * cols;
@@ -93,7 +93,7 @@ void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *pre, int6
     }
 }
 
-void FN(fnn_act_backward)(int act, double slope, REAL *dpre, const REAL *dout,
+FNN_HOT void FN(fnn_act_backward)(int act, double slope, REAL *dpre, const REAL *dout,
                           const REAL *pre, const REAL *out, int64_t n, int nt)
 {
     const REAL s = (REAL)slope;

@@ -14,7 +14,7 @@
 
 #else /* type-generic body */
 
-void FN(fnn_bn_forward_train)(REAL *out, REAL *xhat, REAL *istd, double *mean, double *var,
+FNN_HOT void FN(fnn_bn_forward_train)(REAL *out, REAL *xhat, REAL *istd, double *mean, double *var,
                               const REAL *x, const REAL *gamma, const REAL *beta,
                               int64_t rows, int64_t width, double eps, int nt)
 {
@@ -58,7 +58,7 @@ void FN(fnn_bn_forward_train)(REAL *out, REAL *xhat, REAL *istd, double *mean, d
     }
 }
 
-void FN(fnn_bn_forward_infer)(REAL *out, const REAL *x, const REAL *gamma, const REAL *beta,
+FNN_HOT void FN(fnn_bn_forward_infer)(REAL *out, const REAL *x, const REAL *gamma, const REAL *beta,
                               const REAL *mean, const REAL *var, int64_t rows,
                               int64_t width, double eps, int nt)
 {
@@ -81,7 +81,7 @@ void FN(fnn_bn_update_moving)(REAL *moving_mean, REAL *moving_var, const double 
     }
 }
 
-void FN(fnn_bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
+FNN_HOT void FN(fnn_bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
                          const REAL *xhat, const REAL *istd, const REAL *gamma,
                          int64_t rows, int64_t width, int accumulate, int nt)
 {

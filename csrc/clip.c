@@ -15,32 +15,39 @@
 
 #else /* type-generic body */
 
+/* Sum of squares of x[0..n) in double over 8 interleaved lanes: the lanes
+ * vectorize, and the combination order is fixed (deterministic). */
+FNN_HOT static double FN(sum_squares_range)(const REAL *x, int64_t n)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k] * x[i + k];
+    double tail = 0;
+    for (; i < n; i++) tail += (double)x[i] * x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) +
+           tail;
+}
+
 double FN(fnn_sum_squares)(const REAL *x, int64_t n, int nt)
 {
     int64_t n_chunks = (n + FNN_REDUCE_CHUNK - 1) / FNN_REDUCE_CHUNK;
-    if (n_chunks <= 1) {
-        double s = 0;
-        for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
-        return s;
-    }
+    if (n_chunks <= 1)
+        return FN(sum_squares_range)(x, n);
     double stack_part[64];
     double *part = n_chunks <= 64 ? stack_part : malloc((size_t)n_chunks * sizeof(double));
-    if (part == NULL) { /* fall back to one serial pass: same value, slower */
+    if (part == NULL) { /* same chunked sum, serially */
         double s = 0;
         for (int64_t c = 0; c < n_chunks; c++) {
-            double sc = 0;
-            int64_t i1 = (c + 1) * FNN_REDUCE_CHUNK < n ? (c + 1) * FNN_REDUCE_CHUNK : n;
-            for (int64_t i = c * FNN_REDUCE_CHUNK; i < i1; i++) sc += (double)x[i] * x[i];
-            s += sc;
+            int64_t i0 = c * FNN_REDUCE_CHUNK, i1 = i0 + FNN_REDUCE_CHUNK < n ? i0 + FNN_REDUCE_CHUNK : n;
+            s += FN(sum_squares_range)(x + i0, i1 - i0);
         }
         return s;
     }
     FNN_PARALLEL_FOR(nt, n)
     for (int64_t c = 0; c < n_chunks; c++) {
-        double sc = 0;
-        int64_t i1 = (c + 1) * FNN_REDUCE_CHUNK < n ? (c + 1) * FNN_REDUCE_CHUNK : n;
-        for (int64_t i = c * FNN_REDUCE_CHUNK; i < i1; i++) sc += (double)x[i] * x[i];
-        part[c] = sc;
+        int64_t i0 = c * FNN_REDUCE_CHUNK, i1 = i0 + FNN_REDUCE_CHUNK < n ? i0 + FNN_REDUCE_CHUNK : n;
+        part[c] = FN(sum_squares_range)(x + i0, i1 - i0);
     }
     double s = 0;
     for (int64_t c = 0; c < n_chunks; c++) s += part[c];
@@ -49,14 +56,14 @@ double FN(fnn_sum_squares)(const REAL *x, int64_t n, int nt)
     return s;
 }
 
-static void FN(scale_tensor)(REAL *g, int64_t n, double factor, int nt)
+FNN_HOT static void FN(scale_tensor)(REAL *g, int64_t n, double factor, int nt)
 {
     const REAL f = (REAL)factor;
     FNN_PARALLEL_FOR(nt, n)
     for (int64_t i = 0; i < n; i++) g[i] *= f;
 }
 
-void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_norms,
+FNN_HOT void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_norms,
                             int n_tensors, const int64_t *off, const int64_t *len, int nt)
 {
     const double c = net->clip_value;

@@ -19,7 +19,7 @@
 
 /* Plain row-major loop for tiny products; i-k-j order keeps the inner loop
  * contiguous in B and C when B is not transposed. */
-static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+FNN_HOT static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                            REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                            int64_t ldb, REAL beta, REAL *c, int64_t ldc)
 {
@@ -89,7 +89,7 @@ void FN(fnn_dense_backward)(const fnn_blas *blas, REAL *dinp, REAL *dw, REAL *db
         FN(fnn_gemm)(blas, 0, 1, rows, n_in, n_out, 1, dout, n_out, w, n_out, 0, dinp, n_in);
 }
 
-void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n, int accumulate,
+FNN_HOT void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n, int accumulate,
                       int nt)
 {
     /* Columns are split into blocks across threads; within a block rows are

@@ -28,15 +28,16 @@ static void alpha_dropout_coefs(double rate, double *a, double *b, double *alpha
 
 #else /* type-generic body */
 
-void FN(fnn_dropout_forward)(REAL *out, uint8_t *keep, const REAL *x, int64_t n,
-                             double rate, int alpha, uint64_t seed, uint64_t stream, int nt)
+FNN_HOT void FN(fnn_dropout_forward)(REAL *out, uint8_t *keep, const REAL *x, int64_t n,
+                             double rate, int alpha, uint64_t seed, uint64_t stream,
+                             uint64_t index0, int nt)
 {
     if (alpha) {
         double a, b, ap;
         alpha_dropout_coefs(rate, &a, &b, &ap);
         FNN_PARALLEL_FOR(nt, n)
         for (int64_t i = 0; i < n; i++) {
-            keep[i] = fnn_uniform(seed, stream, (uint64_t)i) >= rate;
+            keep[i] = fnn_uniform(seed, stream, index0 + (uint64_t)i) >= rate;
             out[i] = (REAL)(a * (keep[i] ? (double)x[i] : ap) + b);
         }
         return;
@@ -44,12 +45,12 @@ void FN(fnn_dropout_forward)(REAL *out, uint8_t *keep, const REAL *x, int64_t n,
     const REAL scale = (REAL)(1.0 / (1.0 - rate));
     FNN_PARALLEL_FOR(nt, n)
     for (int64_t i = 0; i < n; i++) {
-        keep[i] = fnn_uniform(seed, stream, (uint64_t)i) >= rate;
+        keep[i] = fnn_uniform(seed, stream, index0 + (uint64_t)i) >= rate;
         out[i] = keep[i] ? x[i] * scale : 0;
     }
 }
 
-void FN(fnn_dropout_backward)(REAL *dx, const REAL *dy, const uint8_t *keep, int64_t n,
+FNN_HOT void FN(fnn_dropout_backward)(REAL *dx, const REAL *dy, const uint8_t *keep, int64_t n,
                               double rate, int alpha, int nt)
 {
     REAL scale;

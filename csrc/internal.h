@@ -27,6 +27,16 @@
 #define FNN_PARALLEL_FOR(nt, work)
 #endif
 
+/* FNN_HOT: compile a hot element-wise kernel for AVX-512, AVX2 and the
+ * baseline, and pick one at load time (GCC function multiversioning), so one
+ * portable build still uses the machine's vector width. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(FNN_NO_CLONES)
+#define FNN_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FNN_HOT
+#endif
+
 /* Fixed chunk for reductions: partial sums are per chunk, never per
  * thread, so the result does not depend on the thread count. */
 #define FNN_REDUCE_CHUNK 8192

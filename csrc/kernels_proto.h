@@ -61,10 +61,12 @@ void FN(fnn_bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL *dy,
                          int64_t rows, int64_t width, int accumulate, int nt);
 
 /* ---- dropout.c --------------------------------------------------------- */
-/* out = dropout(x) with drop probability `rate`; keep (rows*cols bytes)
- * records the mask.  alpha = 1: Keras AlphaDropout.  out may be x. */
+/* out = dropout(x) with drop probability `rate`; keep (n bytes) records the
+ * mask; element i draws key (seed, stream, index0 + i).  alpha = 1: Keras
+ * AlphaDropout.  out may be x. */
 void FN(fnn_dropout_forward)(REAL *out, uint8_t *keep, const REAL *x, int64_t n,
-                             double rate, int alpha, uint64_t seed, uint64_t stream, int nt);
+                             double rate, int alpha, uint64_t seed, uint64_t stream,
+                             uint64_t index0, int nt);
 /* dx = dy * d(out)/dx; dx may be dy. */
 void FN(fnn_dropout_backward)(REAL *dx, const REAL *dy, const uint8_t *keep, int64_t n,
                               double rate, int alpha, int nt);

@@ -53,7 +53,7 @@ double FN(fnn_loss_sum)(int loss, const REAL *p, const REAL *y, const REAL *sw,
     return total;
 }
 
-void FN(fnn_output_delta)(REAL *delta, const REAL *p, const REAL *y, const REAL *sw,
+FNN_HOT void FN(fnn_output_delta)(REAL *delta, const REAL *p, const REAL *y, const REAL *sw,
                           double scale, int64_t rows, int64_t n_out, int nt)
 {
     int64_t work = rows * n_out;

@@ -14,7 +14,7 @@
 
 #else /* type-generic body */
 
-double FN(fnn_penalty)(const fnn_net *net, const REAL *params, REAL *grad, double scale,
+FNN_HOT double FN(fnn_penalty)(const fnn_net *net, const REAL *params, REAL *grad, double scale,
                        int nt)
 {
     if (net->alpha == 0)
@@ -48,7 +48,7 @@ double FN(fnn_penalty)(const fnn_net *net, const REAL *params, REAL *grad, doubl
     return k * (l1 * sum_abs + 0.5 * l2 * sum_sq);
 }
 
-void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt)
+FNN_HOT void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt)
 {
     if (!(net->max_norm > 0))
         return;

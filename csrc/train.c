@@ -231,11 +231,12 @@ static void FN(bn_slot_forward)(const fnn_net *net, const REAL *params, const RE
     }
 }
 
-/* Forward pass of `rows` gathered rows (w->xin).  `stream0` keys the
- * dropout masks: layer l uses stream stream0 * L + l. */
+/* Forward pass of `rows` gathered rows (w->xin).  Dropout masks are keyed by
+ * (seed, step * L + layer, element index counted from row row0), so they do
+ * not depend on how the rows are chunked. */
 static void FN(forward)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
                         const REAL *stats, FN(fnn_ws) *w, int64_t rows, int train,
-                        int dropout_on, uint64_t seed, uint64_t stream0, int nt)
+                        int dropout_on, uint64_t seed, uint64_t step, int64_t row0, int nt)
 {
     const int L = net->n_layers;
     const int64_t *u = net->units;
@@ -251,7 +252,8 @@ static void FN(forward)(const fnn_net *net, const fnn_blas *blas, const REAL *pa
         w->dropped[l] = dropout_on && w->xd[l] != NULL;
         if (w->dropped[l]) {
             FN(fnn_dropout_forward)(w->xd[l], w->keep[l], h, rows * n_in, net->dropout[l],
-                                    net->alpha_dropout, seed, stream0 * (uint64_t)L + l, nt);
+                                    net->alpha_dropout, seed, step * (uint64_t)L + l,
+                                    (uint64_t)(row0 * n_in), nt);
             w->x[l] = w->xd[l];
         } else {
             w->x[l] = h;
@@ -385,7 +387,7 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
         double sw_sum = FN(gather_batch)(net, &w, data, order + start, rows, nt);
         if (!(sw_sum > 0))
             continue; /* a batch of zero weight carries no gradient: no update */
-        FN(forward)(net, blas, params, stats, &w, rows, 1, 1, seed, step, nt);
+        FN(forward)(net, blas, params, stats, &w, rows, 1, 1, seed, step, 0, nt);
         const REAL *p = w.h[L];
         double lsum = FN(fnn_loss_sum)(net->loss, p, w.ybuf, sw, rows, n_out, w.rowbuf, nt);
         FN(fnn_output_delta)(w.d1, p, w.ybuf, sw, 1.0 / sw_sum, rows, n_out, nt);
@@ -450,7 +452,7 @@ fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REA
         const int64_t rows = start + chunk <= n ? chunk : n - start;
         for (int64_t i = 0; i < rows; i++) w.idx[i] = start + i;
         FN(gather_batch)(net, &w, data, w.idx, rows, nt);
-        FN(forward)(net, blas, params, NULL, &w, rows, 1, dropout_on, seed, (uint64_t)start, nt);
+        FN(forward)(net, blas, params, NULL, &w, rows, 1, dropout_on, seed, 0, start, nt);
         lsum += FN(fnn_loss_sum)(net->loss, w.h[L], w.ybuf, sw, rows, n_out, w.rowbuf, nt);
         FN(fnn_output_delta)(w.d1, w.h[L], w.ybuf, sw, 1.0 / sw_total, rows, n_out, nt);
         FN(backward)(net, blas, params, &w, grad, rows, start > 0, nt);
@@ -485,7 +487,7 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
         const int64_t rows = start + chunk <= n ? chunk : n - start;
         for (int64_t i = 0; i < rows; i++) w.idx[i] = start + i;
         FN(fnn_gather_x)(w.xin, data, w.idx, rows, nt);
-        FN(forward)(net, blas, params, stats, &w, rows, 0, dropout_on, seed, (uint64_t)start, nt);
+        FN(forward)(net, blas, params, stats, &w, rows, 0, dropout_on, seed, 0, start, nt);
         memcpy(out + start * n_out, w.h[L], (size_t)(rows * n_out) * sizeof(REAL));
     }
     fnn_free_all(&al);

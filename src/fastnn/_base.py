@@ -336,14 +336,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             X.data = np.ascontiguousarray(X.data)
             X.indices = np.ascontiguousarray(X.indices)
             X.indptr = np.ascontiguousarray(X.indptr)
-            # The core indexes with these: reject malformed structure here.
-            ptr = X.indptr
-            if (len(ptr) != X.shape[0] + 1 or ptr[0] != 0 or ptr[-1] != X.nnz
-                    or len(X.indices) != X.nnz or np.any(np.diff(ptr) < 0)
-                    or (X.nnz and (X.indices.min() < 0 or X.indices.max() >= X.shape[1]))):
-                raise ValueError("X is a malformed sparse matrix (indices or indptr out of "
-                                 "range).")
-            return X
+            return X  # its structure is checked by _core before C sees it
         X = np.asarray(X)
         if X.dtype != dtype:
             X = X.astype(dtype)
@@ -362,6 +355,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+            if not sample_weight.sum() > 0:
+                raise ValueError("sample_weight must have a positive sum.")
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]

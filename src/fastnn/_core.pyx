@@ -271,16 +271,20 @@ cdef object fill_data(fnn_data *d, Network net, object X, object y, object sw, b
         d.row_stride = xa.strides[0] // itemsize
         d.col_stride = xa.strides[1] // itemsize
         keep = [xa]
-    else:  # scipy CSR, checked by the caller (Python layer) for index ranges
+    else:  # scipy CSR: C indexes with indptr and indices, so check them all
         if getattr(X, "format", None) != "csr":
             raise ValueError("X must be a NumPy array or a CSR matrix")
         n_rows, n_cols = X.shape
-        data = vec(X.data, dtype, X.nnz, "X.data")
+        nnz = len(X.indices)
+        data = vec(X.data, dtype, nnz, "X.data")
         idx_dtype = X.indices.dtype
         if idx_dtype not in (np.int32, np.int64):
             raise ValueError("CSR indices must be int32 or int64")
-        indices = vec(X.indices, idx_dtype, X.nnz, "X.indices")
+        indices = vec(X.indices, idx_dtype, nnz, "X.indices")
         indptr = vec(X.indptr, idx_dtype, n_rows + 1, "X.indptr")
+        if (indptr[0] != 0 or indptr[n_rows] != nnz or (np.diff(indptr) < 0).any()
+                or (nnz and (indices.min() < 0 or indices.max() >= n_cols))):
+            raise ValueError("X is a malformed CSR matrix (indices or indptr out of range)")
         d.csr_data = data_ptr(data)
         d.csr_indices = data_ptr(indices)
         d.csr_indptr = data_ptr(indptr)
