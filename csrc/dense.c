@@ -11,6 +11,10 @@
 /* Below this many multiply-adds a BLAS call costs more than the product
  * itself (call overhead, packing); measured on the tiny (8-unit) networks. */
 #define FNN_SMALL_GEMM 4096
+/* Above this many multiply-adds a product is split into column blocks run
+ * in parallel, each a single-threaded BLAS call (BLAS is held at one thread
+ * while the core runs, so there is one thread pool: OpenMP's). */
+#define FNN_SPLIT_GEMM (1 << 18)
 
 #define FNN_GENERIC_BODY "dense.c"
 #include "generic.h"
@@ -51,13 +55,32 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
         FN(small_gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap
-     * the operands and keep each one's transpose flag. */
-    char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
-    int im = (int)n, in = (int)m, ik = (int)k;
-    int ilda = (int)ldb, ildb = (int)lda, ildc = (int)ldc;
-    blas->GEMM(&ta, &tb, &im, &in, &ik, &alpha, (REAL *)b, &ilda, (REAL *)a, &ildb, &beta, c,
-               &ildc);
+    /* Column blocks of C: their width depends on the shape only, never on
+     * the thread count, so every element is computed the same way with one
+     * thread or many (bitwise-reproducible results). */
+    int64_t block = n, n_blocks = 1;
+    if (m * n * k > FNN_SPLIT_GEMM && n >= 64) {
+        block = (n + 7) / 8;
+        block = (block + 15) / 16 * 16;
+        block = block < 32 ? 32 : block;
+        n_blocks = (n + block - 1) / block;
+    }
+    const int nt = blas->n_threads;
+    int64_t work = n_blocks > 1 ? m * n * k : 0;
+    FNN_PARALLEL_FOR(nt, work)
+    for (int64_t bk = 0; bk < n_blocks; bk++) {
+        int64_t j0 = bk * block, nb = j0 + block < n ? block : n - j0;
+        /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
+         * swap the operands and keep each one's transpose flag.  Column j0
+         * of op(B) starts at b + j0 (not transposed) or b + j0 * ldb. */
+        char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
+        int im = (int)nb, in = (int)m, ik = (int)k;
+        int ilda = (int)ldb, ildb = (int)lda, ildc = (int)ldc;
+        REAL *bb = (REAL *)b + (trans_b ? j0 * ldb : j0);
+        REAL al = alpha, be = beta;
+        blas->GEMM(&ta, &tb, &im, &in, &ik, &al, bb, &ilda, (REAL *)a, &ildb, &be, c + j0,
+                   &ildc);
+    }
 }
 
 void FN(fnn_dense_forward)(const fnn_blas *blas, REAL *out, const REAL *inp, const REAL *w,

@@ -129,9 +129,13 @@ typedef struct {
     int32_t n_threads;          /* OpenMP threads for the element-wise kernels (>= 1) */
 } fnn_net;
 
+/* The BLAS to call.  Large products are split into column blocks computed
+ * on n_threads OpenMP threads, each block one BLAS call: the caller holds
+ * BLAS's own threading at 1 meanwhile (one thread pool, no oversubscription). */
 typedef struct {
     fnn_sgemm_t sgemm;
     fnn_dgemm_t dgemm;
+    int32_t n_threads;
 } fnn_blas;
 
 /*

@@ -20,6 +20,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOp
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _core
+from ._threads import blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, resolve_initializer
 from ._network import Layout
 from .schedules import SCHEDULE_NAMES, make_schedule
@@ -246,7 +247,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
             rho=float(self.rho),
-            n_threads=_core.max_threads(),
+            n_threads=n_threads(),
         )
 
     def _loss_name(self):
@@ -372,10 +373,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
         layout = self._layout()
         net = layout.network(dtype, **self._network_config(hidden_acts))
         params, stats = self._pack(layout, dtype)
-        if self.solver == "lbfgs":
-            self._fit_lbfgs(net, layout, params, stats, X, y, sample_weight)
-        else:
-            self._fit_stochastic(net, layout, params, stats, X, y, sample_weight, incremental)
+        with blas_single_threaded():
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(net, layout, params, stats, X, y, sample_weight)
+            else:
+                self._fit_stochastic(net, layout, params, stats, X, y, sample_weight,
+                                     incremental)
         return self
 
     def _fit_lbfgs(self, net, layout, params, stats, X, y, sample_weight):
@@ -430,6 +433,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _fit_stochastic(self, net, layout, params, stats, X, y, sample_weight, incremental):
         dtype = params.dtype
+        net_has_dropout = any(r > 0 for r in self._dropout_rates(layout.n_layers))
         if not incremental or not hasattr(self, "_optimizer_state") \
                 or self._optimizer_state["m"].shape != params.shape \
                 or self._optimizer_state["m"].dtype != dtype:
@@ -467,7 +471,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # sklearn's learning_rate strings only ever drive the 'sgd' solver.
         fixed_lr = (self.solver != "sgd" and isinstance(self.learning_rate, str)
                     and self.learning_rate in ("constant", "invscaling", "adaptive"))
-        seed = int(self._random_state.randint(0, 2**31 - 1))
+        # Drawn only when masks are needed, so that without dropout the random
+        # stream (and so the shuffling) is exactly sklearn's.
+        seed = int(self._random_state.randint(0, 2**31 - 1)) if net_has_dropout else 0
         order = np.arange(n_samples, dtype=np.int64)
         grad_norm_sum = np.zeros(layout.n_layers)
         if early_stopping:
@@ -481,8 +487,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 if fixed_lr:
                     lrs = np.full(steps_per_epoch, float(self.learning_rate_init))
                 else:
+                    # A fresh schedule's first epoch counts no samples seen (sklearn
+                    # makes a new optimizer per fit: its first epoch runs at lr0).
+                    seen = self.t_ if self._epoch > 0 else 0
                     lrs = np.ascontiguousarray(self._schedule.epoch_rates(
-                        self._epoch, int(opt["scalars"][0]), steps_per_epoch, self.t_),
+                        self._epoch, int(opt["scalars"][0]), steps_per_epoch, seen),
                         dtype=np.float64)
                 grad_norm_sum[:] = 0
                 try:
@@ -572,6 +581,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         return self._as_core_X(X, self._model_dtype())
 
     def _forward(self, X, mc_samples=0, return_std=False, check_input=False):
+        with blas_single_threaded():
+            return self._forward_unlocked(X, mc_samples, return_std, check_input)
+
+    def _forward_unlocked(self, X, mc_samples, return_std, check_input):
         """Output activations: BatchNorm folded into Dense (the same cost as a
         plain network) or, with mc_samples > 0, the mean (and std) of that many
         passes with dropout on and BatchNorm in inference mode."""

@@ -59,6 +59,7 @@ cdef extern from "fastnn.h":
     ctypedef struct fnn_blas:
         fnn_sgemm_t sgemm
         fnn_dgemm_t dgemm
+        int32_t n_threads
 
     ctypedef struct fnn_data:
         int64_t n_rows, n_cols
@@ -132,6 +133,14 @@ def max_threads():
 cdef fnn_blas BLAS
 BLAS.sgemm = <fnn_sgemm_t>sgemm
 BLAS.dgemm = <fnn_dgemm_t>dgemm
+BLAS.n_threads = 1
+
+
+cdef inline fnn_blas blas_for(Network net):
+    """A per-call copy (concurrent calls may use different thread counts)."""
+    cdef fnn_blas b = BLAS
+    b.n_threads = net.net.n_threads
+    return b
 
 
 cdef check_status(fnn_status status):
@@ -348,6 +357,7 @@ def train_epoch(Network net, params, stats, opt_m, opt_v, opt_scalars, X, y, sam
     cdef fnn_epoch_report rep
     rep.grad_norm_sum = <double *>data_ptr(g)
     cdef fnn_status status
+    cdef fnn_blas blas = blas_for(net)
     cdef int64_t bs = batch_size
     cdef void *pp = data_ptr(p)
     cdef void *stp = data_ptr(st)
@@ -355,11 +365,11 @@ def train_epoch(Network net, params, stats, opt_m, opt_v, opt_scalars, X, y, sam
     cdef const double *rp = <const double *>data_ptr(r)
     if dtype == np.float32:
         with nogil:
-            status = fnn_train_epoch_f32(&net.net, &BLAS, <float *>pp, <float *>stp, &opt, &d,
+            status = fnn_train_epoch_f32(&net.net, &blas, <float *>pp, <float *>stp, &opt, &d,
                                          op, n_order, bs, rp, seed, &rep)
     else:
         with nogil:
-            status = fnn_train_epoch_f64(&net.net, &BLAS, <double *>pp, <double *>stp, &opt,
+            status = fnn_train_epoch_f64(&net.net, &blas, <double *>pp, <double *>stp, &opt,
                                          &d, op, n_order, bs, rp, seed, &rep)
     sc[0] = opt.t
     sc[1] = opt.nadam_mu_product
@@ -381,17 +391,18 @@ def loss_grad(Network net, params, X, y, sample_weight, grad, *, Py_ssize_t chun
     cdef cnp.ndarray g = vec(grad, dtype, net.net.n_params, "grad")
     cdef double loss = 0, objective = 0
     cdef fnn_status status
+    cdef fnn_blas blas = blas_for(net)
     cdef int64_t chunk = chunk_rows
     cdef int32_t drop = dropout_on
     cdef void *pp = data_ptr(p)
     cdef void *gp = data_ptr(g)
     if dtype == np.float32:
         with nogil:
-            status = fnn_loss_grad_f32(&net.net, &BLAS, <const float *>pp, &d, chunk, drop, seed,
+            status = fnn_loss_grad_f32(&net.net, &blas, <const float *>pp, &d, chunk, drop, seed,
                                        &loss, &objective, <float *>gp)
     else:
         with nogil:
-            status = fnn_loss_grad_f64(&net.net, &BLAS, <const double *>pp, &d, chunk, drop,
+            status = fnn_loss_grad_f64(&net.net, &blas, <const double *>pp, &d, chunk, drop,
                                        seed, &loss, &objective, <double *>gp)
     check_status(status)
     return loss, objective
@@ -407,6 +418,7 @@ def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=4096,
     cdef cnp.ndarray st = vec(stats, dtype, net.net.n_stats, "stats")
     cdef cnp.ndarray out = np.empty((d.n_rows, net.net.units[net.net.n_layers]), dtype=dtype)
     cdef fnn_status status
+    cdef fnn_blas blas = blas_for(net)
     cdef int64_t chunk = chunk_rows
     cdef int32_t drop = dropout_on
     cdef void *pp = data_ptr(p)
@@ -414,11 +426,11 @@ def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=4096,
     cdef void *outp = data_ptr(out)
     if dtype == np.float32:
         with nogil:
-            status = fnn_predict_f32(&net.net, &BLAS, <const float *>pp, <const float *>stp, &d,
+            status = fnn_predict_f32(&net.net, &blas, <const float *>pp, <const float *>stp, &d,
                                      chunk, drop, seed, <float *>outp)
     else:
         with nogil:
-            status = fnn_predict_f64(&net.net, &BLAS, <const double *>pp, <const double *>stp,
+            status = fnn_predict_f64(&net.net, &blas, <const double *>pp, <const double *>stp,
                                      &d, chunk, drop, seed, <double *>outp)
     check_status(status)
     return out

@@ -1,0 +1,50 @@
+"""One thread pool while the C core runs.
+
+The core parallelizes everything itself with OpenMP, large matrix products
+included (split into column blocks, one single-threaded BLAS call each). So
+while it runs, BLAS's own threads are held at one: two pools spinning on the
+same cores (OpenMP's and OpenBLAS's) slow each other down by orders of
+magnitude on a busy machine, and a multi-threaded BLAS would make results
+depend on the thread count.
+
+The hold is reference-counted, so several Python threads fitting at once
+share it and the user's BLAS setting comes back when the last one leaves.
+"""
+
+import threading
+from contextlib import contextmanager
+
+from threadpoolctl import ThreadpoolController
+
+from . import _core
+
+_lock = threading.Lock()
+_holders = 0
+_limiter = None
+_controller = None
+
+
+def n_threads():
+    """Threads for the core: OpenMP's current limit (OMP_NUM_THREADS,
+    threadpoolctl.threadpool_limits, joblib's worker limits)."""
+    return _core.max_threads()
+
+
+@contextmanager
+def blas_single_threaded():
+    """Hold every loaded BLAS at one thread for the duration."""
+    global _holders, _limiter, _controller
+    with _lock:
+        if _holders == 0:
+            if _controller is None:  # created after _core loaded scipy's BLAS
+                _controller = ThreadpoolController()
+            _limiter = _controller.limit(limits=1, user_api="blas")
+        _holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _holders -= 1
+            if _holders == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
