@@ -9,6 +9,8 @@ and which add the techniques of "Training Deep Neural Networks" (Géron,
 from . import schedules
 from ._base import DivergenceError
 from ._mlp import MLPClassifier, MLPRegressor
+from ._progress import GradientWarning
 
 __version__ = "0.1.0"
-__all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "schedules", "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "GradientWarning", "schedules",
+           "__version__"]

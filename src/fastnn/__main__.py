@@ -1,10 +1,14 @@
-"""``python -m fastnn``: train on scikit-learn's digits and compare with sklearn.
+"""``python -m fastnn [demo|bench]``.
 
-Prints test accuracy and fit time for fastnn and sklearn's MLPClassifier with
-the same settings (same data split, architecture, solver and epochs).
+``demo`` (the default) trains on scikit-learn's digits and prints test
+accuracy and fit time for fastnn and sklearn's MLPClassifier with the same
+settings (same data split, architecture, solver and epochs).
+``bench`` runs the benchmark suite (``bench/`` in the source checkout) in its
+quick mode; further arguments go to it (``python -m fastnn bench --help``).
 """
 
 import argparse
+import sys
 import time
 import warnings
 
@@ -47,8 +51,29 @@ def demo(max_iter=200, hidden=(100,), seed=0):
     return rows
 
 
+def bench(argv):
+    """Run bench/ (quick mode unless --full is given)."""
+    try:
+        from bench import run
+    except ImportError:
+        sys.exit("python -m fastnn bench: the benchmarks live in the source checkout's "
+                 "bench/ folder; run this command from there (or use python -m bench).")
+    argv = list(argv)
+    if "--full" in argv:
+        argv.remove("--full")
+    elif "--quick" not in argv:
+        argv.append("--quick")
+    return run.main(argv)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastnn", description=__doc__)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "bench":
+        return bench(argv[1:])
+    if argv and argv[0] == "demo":
+        argv = argv[1:]
+    parser = argparse.ArgumentParser(prog="python -m fastnn [demo]", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-iter", type=int, default=200, help="epochs (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ from . import _core
 from ._threads import blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, resolve_initializer
 from ._network import Layout
+from ._progress import EpochProgress, GradientMonitor, epoch_chunks, epoch_line
 from .schedules import SCHEDULE_NAMES, make_schedule
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu",
@@ -476,6 +477,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         seed = int(self._random_state.randint(0, 2**31 - 1)) if net_has_dropout else 0
         order = np.arange(n_samples, dtype=np.int64)
         grad_norm_sum = np.zeros(layout.n_layers)
+        monitor_grads = GradientMonitor()
         if early_stopping:
             best = (params.copy(), stats.copy())
         try:
@@ -495,9 +497,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         dtype=np.float64)
                 grad_norm_sum[:] = 0
                 try:
-                    loss_sum, n_steps = _core.train_epoch(
-                        net, params, stats, opt["m"], opt["v"], opt["scalars"], X_train,
-                        y_train, sw_train, order, batch_size, lrs, seed, grad_norm_sum)
+                    loss_sum, n_steps = self._train_one_epoch(
+                        net, params, stats, opt, X_train, y_train, sw_train, order,
+                        batch_size, lrs, seed, grad_norm_sum)
                 except _core.NonFiniteError:
                     self._unpack(layout, params, stats)
                     raise DivergenceError(
@@ -514,8 +516,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 h["loss"].append(self.loss_)
                 h["lr"].append(float(lrs[-1]) if len(lrs) else float(self.learning_rate_init))
                 h["grad_norm"].append(list(grad_norm_sum / max(n_steps, 1)))
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                monitor_grads.check(self._epoch, h["grad_norm"][-1], layout.n_layers)
                 monitor = self.loss_
                 if early_stopping:
                     self._unpack(layout, params, stats)
@@ -526,8 +527,6 @@ class BaseMultilayerPerceptron(BaseEstimator):
                     val_score = self._score_from_output(out, y_val_labels, sw_val)
                     h["val_score"].append(val_score)
                     self.validation_scores_.append(val_score)
-                    if self.verbose:
-                        print("Validation score: %f" % val_score)
                     if val_score < self.best_validation_score_ + self.tol:
                         self._no_improvement_count += 1
                     else:
@@ -544,6 +543,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         self.best_loss_ = self.loss_curve_[-1]
                 self._schedule.end_epoch(monitor)
                 h["time"].append(time.perf_counter() - t0)
+                if self.verbose:
+                    print(epoch_line(self._epoch, self.max_iter, h, h["time"][-1]), flush=True)
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = ("Validation score did not improve more than tol=%f for %d "
@@ -570,6 +571,37 @@ class BaseMultilayerPerceptron(BaseEstimator):
             params, stats = best
         self._unpack(layout, params, stats)
         self._check_finite_weights()
+
+    def _train_one_epoch(self, net, params, stats, opt, X, y, sample_weight, order,
+                         batch_size, lrs, seed, grad_norm_sum):
+        """One epoch in C: a single call, or (verbose >= 2) one call per chunk
+        of steps so a progress bar can advance in between. A Ctrl-C between
+        chunks is held until the epoch is complete."""
+        chunks = epoch_chunks(len(lrs), int(self.verbose))
+        if len(chunks) == 1:
+            return _core.train_epoch(net, params, stats, opt["m"], opt["v"], opt["scalars"],
+                                     X, y, sample_weight, order, batch_size, lrs, seed,
+                                     grad_norm_sum)
+        bar = EpochProgress(self._epoch + 1, self.max_iter, len(lrs), int(self.verbose))
+        loss_sum, n_steps, interrupted = 0.0, 0, False
+        try:
+            for s0, s1 in chunks:
+                rows = order[s0 * batch_size:s1 * batch_size]
+                try:
+                    part_loss, part_steps = _core.train_epoch(
+                        net, params, stats, opt["m"], opt["v"], opt["scalars"], X, y,
+                        sample_weight, rows, batch_size, lrs[s0:s1], seed, grad_norm_sum)
+                except KeyboardInterrupt:  # raised as the chunk's C call returns
+                    interrupted = True
+                    continue
+                loss_sum += part_loss
+                n_steps += part_steps
+                bar.advance(s1 - s0, loss_sum / min(len(order), s1 * batch_size))
+        finally:
+            bar.close()
+        if interrupted:
+            raise KeyboardInterrupt
+        return loss_sum, n_steps
 
     # ------------------------------------------------------------------
     # prediction
