@@ -13,8 +13,11 @@
 #define FNN_SMALL_GEMM 4096
 /* Above this many multiply-adds a product is split into column blocks run
  * in parallel, each a single-threaded BLAS call (BLAS is held at one thread
- * while the core runs, so there is one thread pool: OpenMP's). */
-#define FNN_SPLIT_GEMM (1 << 18)
+ * while the core runs, so there is one thread pool: OpenMP's).  Smaller
+ * products stay serial for the reason given at FNN_OMP_MIN_WORK. */
+#ifndef FNN_SPLIT_GEMM
+#define FNN_SPLIT_GEMM (1 << 24)
+#endif
 
 #define FNN_GENERIC_BODY "dense.c"
 #include "generic.h"

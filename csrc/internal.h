@@ -12,9 +12,15 @@
 
 #include "fastnn.h"
 
-/* OpenMP only pays for itself above a few tens of thousands of elements;
- * below that the fork/join costs more than the loop (tiny networks). */
-#define FNN_OMP_MIN_WORK 32768
+/* An element-wise loop runs on several threads only above this many
+ * elements.  Every parallel region ends in a barrier, and on a busy machine a
+ * barrier can wait a whole scheduler time slice for a descheduled thread:
+ * measured on the 2-core bench machine under load, mini-batch-32 training
+ * with a 32k threshold ran 2.7x slower on 2 threads than on 1; with 1M it
+ * ran as fast (small steps stay serial, large ones still split). */
+#ifndef FNN_OMP_MIN_WORK
+#define FNN_OMP_MIN_WORK (1 << 20)
+#endif
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -22,7 +28,7 @@
 /* Parallel loop over independent iterations; `nt` and `work` are evaluated
  * at the call site (the names must exist there). */
 #define FNN_PARALLEL_FOR(nt, work) \
-    FNN_PRAGMA(omp parallel for num_threads(nt) if ((work) > 32768) schedule(static))
+    FNN_PRAGMA(omp parallel for num_threads(nt) if ((work) > FNN_OMP_MIN_WORK) schedule(static))
 #else
 #define FNN_PARALLEL_FOR(nt, work)
 #endif

@@ -471,6 +471,21 @@ def test_thread_count_does_not_change_result_large_batch():
     assert_weights_equal(r1, r2)
 
 
+def test_thread_count_does_not_change_result_parallel_kernels():
+    """Shapes above the core's thresholds, so the GEMMs are split into column
+    blocks on OpenMP threads and the element-wise loops run in parallel
+    (csrc/dense.c FNN_SPLIT_GEMM, csrc/internal.h FNN_OMP_MIN_WORK)."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(2048, 1024).astype(np.float32)
+    y = rng.randint(10, size=2048)
+    kw = dict(hidden_layer_sizes=(1024,), batch_size=2048, max_iter=2, random_state=0,
+              batch_norm=True, dropout=0.1, solver="nadam", clipnorm=1.0)
+    r1 = _fit_with_threads(MLPClassifier, 1, X, y, **kw)
+    r2 = _fit_with_threads(MLPClassifier, 2, X, y, **kw)
+    assert_weights_equal(r1, r2)
+    np.testing.assert_array_equal(r1.predict_proba(X), r2.predict_proba(X))
+
+
 def test_thread_count_does_not_change_lbfgs_result():
     X, _ = _threads_data(1)
     y = X[:, :5].sum(axis=1)

@@ -10,7 +10,8 @@ from . import schedules
 from ._base import DivergenceError
 from ._mlp import MLPClassifier, MLPRegressor
 from ._progress import GradientWarning
+from .plot import plot_history
 
 __version__ = "0.1.0"
-__all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "GradientWarning", "schedules",
-           "__version__"]
+__all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "GradientWarning", "plot_history",
+           "schedules", "__version__"]
