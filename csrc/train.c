@@ -101,12 +101,32 @@ static void fnn_free_all(fnn_allocs *al)
 static int fnn_check_net(const fnn_net *net)
 {
     if (net == NULL || net->n_layers < 1 || net->units == NULL || net->activation == NULL ||
-        net->w_off == NULL || net->b_off == NULL || net->n_threads < 1)
+        net->w_off == NULL || net->b_off == NULL || net->n_threads < 1 ||
+        net->loss < FNN_LOSS_SQUARED || net->loss > FNN_LOSS_POISSON ||
+        net->solver < FNN_SOLVER_SGD || net->solver > FNN_SOLVER_NADAM)
         return 0;
     for (int l = 0; l <= net->n_layers; l++)
         if (net->units[l] < 1)
             return 0;
+    for (int l = 0; l < net->n_layers; l++)
+        if (net->activation[l] < FNN_ACT_IDENTITY || net->activation[l] > FNN_ACT_EXP)
+            return 0;
     return 1;
+}
+
+/* The data matches the network's input width. */
+static int fnn_check_data(const fnn_net *net, const fnn_data *data)
+{
+    return data != NULL && data->n_rows >= 0 && data->n_cols == net->units[0] &&
+           (data->x != NULL || data->csr_indptr != NULL || data->n_rows == 0);
+}
+
+/* The optimizer state holds the buffers the solver uses. */
+static int fnn_check_opt(const fnn_net *net, const fnn_optstate *opt)
+{
+    int needs_v = net->solver == FNN_SOLVER_ADAM || net->solver == FNN_SOLVER_ADAMAX ||
+                  net->solver == FNN_SOLVER_NADAM;
+    return opt != NULL && opt->m != NULL && (!needs_v || opt->v != NULL);
 }
 
 #define FNN_GENERIC_BODY "train.c"
@@ -363,8 +383,9 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
                                const int64_t *order, int64_t n_order, int64_t batch_size,
                                const double *lrs, uint64_t seed, fnn_epoch_report *report)
 {
-    if (!fnn_check_net(net) || data == NULL || data->y == NULL || order == NULL ||
-        batch_size < 1 || lrs == NULL || report == NULL || report->grad_norm_sum == NULL)
+    if (!fnn_check_net(net) || !fnn_check_data(net, data) || data->y == NULL ||
+        !fnn_check_opt(net, opt) || (order == NULL && n_order > 0) || batch_size < 1 ||
+        (lrs == NULL && n_order > 0) || report == NULL || report->grad_norm_sum == NULL)
         return FNN_ERR_BADARG;
     const int L = net->n_layers, nt = net->n_threads;
     const int64_t n_out = net->units[L];
@@ -425,7 +446,7 @@ fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REA
                              uint64_t seed, double *loss_out, double *objective_out,
                              REAL *grad)
 {
-    if (!fnn_check_net(net) || data == NULL || data->y == NULL || grad == NULL ||
+    if (!fnn_check_net(net) || !fnn_check_data(net, data) || data->y == NULL || grad == NULL ||
         data->n_rows < 1)
         return FNN_ERR_BADARG;
     const int L = net->n_layers, nt = net->n_threads;
@@ -470,7 +491,7 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
                            const REAL *stats, const fnn_data *data, int64_t chunk_rows,
                            int32_t dropout_on, uint64_t seed, REAL *out)
 {
-    if (!fnn_check_net(net) || data == NULL || out == NULL)
+    if (!fnn_check_net(net) || !fnn_check_data(net, data) || out == NULL)
         return FNN_ERR_BADARG;
     const int L = net->n_layers, nt = net->n_threads;
     const int64_t n = data->n_rows, n_out = net->units[L];

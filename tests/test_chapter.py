@@ -55,6 +55,24 @@ def test_batchnorm_folding_matches_unfolded_inference(digits, batch_norm, bn_inp
     assert clf.score(X, y) > 0.95
 
 
+def test_folded_network_is_a_plain_network(digits):
+    """Folded inference runs exactly the network a model without BN would run
+    (same layout, no BN slots, no statistics), so it costs the same."""
+    from fastnn._network import Layout
+
+    X, y = digits
+    clf = MLPClassifier(hidden_layer_sizes=(32, 16), batch_norm="after",
+                        batch_norm_input=True, max_iter=2, random_state=0).fit(X, y)
+    layout = clf._layout()
+    params, stats = clf._pack(layout, clf.coefs_[0].dtype)
+    plain, folded = layout.fold(params, stats, clf.batch_norm_epsilon)
+    reference = Layout(layout.units)
+    assert plain.n_stats == 0 and not any(plain.has_bn(s) for s in range(plain.n_layers))
+    assert (plain.w_off, plain.b_off, plain.n_params) == \
+           (reference.w_off, reference.b_off, reference.n_params)
+    assert folded.shape == (reference.n_params,)
+
+
 def test_batchnorm_attributes_and_bias_rules(digits):
     X, y = digits
     clf = MLPClassifier(hidden_layer_sizes=(20, 10), batch_norm="before",

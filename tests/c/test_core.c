@@ -1,0 +1,1873 @@
+/*
+ * test_core.c -- C-level tests of the fastnn core through its public API
+ * (csrc/fastnn.h), no Python: small networks are built here with the flat
+ * layout of src/fastnn/_network.py (kernels, then biases, then BN gamma/beta
+ * per slot; statistics: moving mean then variance per BN slot).
+ *
+ * blas = NULL everywhere except where a test hands in its own reference
+ * (column-major, Fortran-convention) gemm to exercise fnn_gemm's BLAS path,
+ * so no BLAS library is needed.  Built by CMake with -DFASTNN_BUILD_CTESTS=ON
+ * and run under ASan/UBSan by .ci/sanitize.  The last line of the output is
+ * "N passed, M failed" (test cases); the exit status is non-zero on failure.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "fastnn.h"
+
+#define MAXL 6
+
+static const char *const ACT_NAME[] = {"identity", "logistic", "tanh",  "relu",   "leaky_relu",
+                                       "elu",      "selu",     "swish", "softmax", "exp"};
+static const char *const LOSS_NAME[] = {"squared", "log", "binary_log", "poisson"};
+static const char *const SOLVER_NAME[] = {"sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam"};
+static const char *const CLIP_NAME[] = {"none", "value", "norm", "global_norm"};
+/* The output activation paired with each loss (fastnn.h). */
+static const int32_t OUT_ACT[] = {FNN_ACT_IDENTITY, FNN_ACT_SOFTMAX, FNN_ACT_LOGISTIC,
+                                  FNN_ACT_EXP};
+
+/* ---- deterministic random numbers (SplitMix64) ---------------------------- */
+typedef struct {
+    uint64_t s;
+} rng_t;
+
+static uint64_t rng_next(rng_t *r)
+{
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+static double rng_unif(rng_t *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+static double rng_normal(rng_t *r)
+{
+    double u1 = rng_unif(r), u2 = rng_unif(r);
+    if (u1 < 1e-300)
+        u1 = 1e-300;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* ---- buffers of either type ---------------------------------------------- */
+static void *xcalloc(int64_t n, size_t size)
+{
+    void *p = calloc((size_t)(n > 0 ? n : 1), size);
+    if (p == NULL) {
+        fprintf(stderr, "test_core: out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+static size_t esz(int f32) { return f32 ? sizeof(float) : sizeof(double); }
+static double vget(int f32, const void *p, int64_t i)
+{
+    return f32 ? (double)((const float *)p)[i] : ((const double *)p)[i];
+}
+static void vset(int f32, void *p, int64_t i, double v)
+{
+    if (f32)
+        ((float *)p)[i] = (float)v;
+    else
+        ((double *)p)[i] = v;
+}
+static void *vtyped(int f32, const double *src, int64_t n)
+{
+    void *p = xcalloc(n, esz(f32));
+    for (int64_t i = 0; i < n; i++) vset(f32, p, i, src[i]);
+    return p;
+}
+static void *vdup(int f32, const void *src, int64_t n)
+{
+    void *p = xcalloc(n, esz(f32));
+    if (n > 0)
+        memcpy(p, src, (size_t)n * esz(f32));
+    return p;
+}
+static int vsame(int f32, const void *a, const void *b, int64_t n) /* bitwise */
+{
+    return n <= 0 || memcmp(a, b, (size_t)n * esz(f32)) == 0;
+}
+static double vmaxdiff(int f32, const void *a, const void *b, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(vget(f32, a, i) - vget(f32, b, i));
+        if (!(d <= m))
+            m = d; /* NaN propagates */
+    }
+    return m;
+}
+static double vmaxabs(int f32, const void *a, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs(vget(f32, a, i)));
+    return m;
+}
+static int vfinite(int f32, const void *a, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(vget(f32, a, i)))
+            return 0;
+    return 1;
+}
+
+/* ---- the API for either type --------------------------------------------- */
+static fnn_status api_train(int f32, const fnn_net *net, const fnn_blas *blas, void *params,
+                            void *stats, fnn_optstate *opt, const fnn_data *d,
+                            const int64_t *order, int64_t n_order, int64_t bs,
+                            const double *lrs, uint64_t seed, fnn_epoch_report *rep)
+{
+    return f32 ? fnn_train_epoch_f32(net, blas, params, stats, opt, d, order, n_order, bs, lrs,
+                                     seed, rep)
+               : fnn_train_epoch_f64(net, blas, params, stats, opt, d, order, n_order, bs, lrs,
+                                     seed, rep);
+}
+static fnn_status api_loss_grad(int f32, const fnn_net *net, const fnn_blas *blas,
+                                const void *params, const fnn_data *d, int64_t chunk,
+                                int dropout_on, uint64_t seed, double *loss, double *obj,
+                                void *grad)
+{
+    return f32 ? fnn_loss_grad_f32(net, blas, params, d, chunk, dropout_on, seed, loss, obj, grad)
+               : fnn_loss_grad_f64(net, blas, params, d, chunk, dropout_on, seed, loss, obj,
+                                   grad);
+}
+static fnn_status api_predict(int f32, const fnn_net *net, const fnn_blas *blas,
+                              const void *params, const void *stats, const fnn_data *d,
+                              int64_t chunk, int dropout_on, uint64_t seed, void *out)
+{
+    return f32 ? fnn_predict_f32(net, blas, params, stats, d, chunk, dropout_on, seed, out)
+               : fnn_predict_f64(net, blas, params, stats, d, chunk, dropout_on, seed, out);
+}
+
+/* A reference gemm with BLAS's column-major Fortran convention. */
+#define REF_GEMM(NAME, T)                                                                   \
+    static void NAME(char *ta, char *tb, int *m, int *n, int *k, T *alpha, T *a, int *lda,  \
+                     T *b, int *ldb, T *beta, T *c, int *ldc)                               \
+    {                                                                                       \
+        for (int j = 0; j < *n; j++)                                                        \
+            for (int i = 0; i < *m; i++) {                                                  \
+                double s = 0;                                                               \
+                for (int p = 0; p < *k; p++) {                                              \
+                    double aip = *ta == 'N' ? a[i + (int64_t)p * *lda] : a[p + (int64_t)i * *lda]; \
+                    double bpj = *tb == 'N' ? b[p + (int64_t)j * *ldb] : b[j + (int64_t)p * *ldb]; \
+                    s += aip * bpj;                                                         \
+                }                                                                           \
+                T *cij = c + i + (int64_t)j * *ldc;                                         \
+                *cij = (T)(*alpha * s + (*beta == 0 ? 0.0 : (double)*beta * *cij));         \
+            }                                                                               \
+    }
+REF_GEMM(ref_sgemm, float)
+REF_GEMM(ref_dgemm, double)
+
+/* ---- networks ------------------------------------------------------------ */
+typedef struct {
+    int f32, L;
+    int64_t units[MAXL + 1];
+    int32_t act[MAXL];
+    double drop[MAXL];
+    int64_t w_off[MAXL], b_off[MAXL], bn_off[MAXL], stat_off[MAXL];
+    double gnorm[MAXL];
+    fnn_net net;
+    void *params, *stats, *m, *v;
+    fnn_optstate opt;
+} model;
+
+static void model_point(model *M)
+{
+    M->net.units = M->units;
+    M->net.activation = M->act;
+    M->net.w_off = M->w_off;
+    M->net.b_off = M->b_off;
+    M->net.bn_off = M->bn_off;
+    M->net.stat_off = M->stat_off;
+    if (M->net.dropout != NULL)
+        M->net.dropout = M->drop;
+    M->opt.m = M->m;
+    M->opt.v = M->v;
+}
+
+/* Layout exactly as _network.Layout: kernels, biases (none on hidden layers
+ * with BN before), then BN gamma/beta per slot; stats mean/var per slot. */
+static void model_init(model *M, int f32, int L, const int64_t *units, int hidden_act, int loss,
+                       int bn, int bn_input, uint64_t seed)
+{
+    memset(M, 0, sizeof *M);
+    M->f32 = f32;
+    M->L = L;
+    for (int l = 0; l <= L; l++) M->units[l] = units[l];
+    for (int l = 0; l < L; l++) M->act[l] = l < L - 1 ? hidden_act : OUT_ACT[loss];
+    int64_t off = 0, stat = 0;
+    for (int l = 0; l < L; l++) {
+        M->w_off[l] = off;
+        off += units[l] * units[l + 1];
+    }
+    for (int l = 0; l < L; l++) {
+        int has_bias = !(bn == FNN_BN_BEFORE && l < L - 1);
+        M->b_off[l] = has_bias ? off : -1;
+        off += has_bias ? units[l + 1] : 0;
+    }
+    for (int s = 0; s < L; s++) {
+        int has = s == 0 ? bn_input : (bn != FNN_BN_NONE && s < L);
+        M->bn_off[s] = has ? off : -1;
+        M->stat_off[s] = has ? stat : -1;
+        off += has ? 2 * units[s] : 0;
+        stat += has ? 2 * units[s] : 0;
+    }
+    fnn_net *n = &M->net;
+    n->n_layers = L;
+    n->loss = loss;
+    n->leaky_slope = 0.01;
+    n->batch_norm = bn;
+    n->batch_norm_input = bn_input;
+    n->bn_momentum = 0.99;
+    n->bn_epsilon = 1e-3;
+    n->dropout = NULL;
+    n->alpha_dropout = 0;
+    n->penalty = FNN_PENALTY_L2;
+    n->alpha = 0;
+    n->l1_ratio = 0.5;
+    n->max_norm = 0;
+    n->clip = FNN_CLIP_NONE;
+    n->clip_value = 0;
+    n->solver = FNN_SOLVER_ADAM;
+    n->momentum = 0.9;
+    n->nesterov = 0;
+    n->beta_1 = 0.9;
+    n->beta_2 = 0.999;
+    n->epsilon = 1e-7;
+    n->rho = 0.9;
+    n->n_params = off;
+    n->n_stats = stat;
+    n->n_threads = 1;
+
+    rng_t r = {seed * 7919 + 17};
+    double *p = xcalloc(off, sizeof(double));
+    for (int l = 0; l < L; l++) { /* Glorot uniform kernels, small random biases */
+        double lim = sqrt(6.0 / (double)(units[l] + units[l + 1]));
+        for (int64_t i = 0; i < units[l] * units[l + 1]; i++)
+            p[M->w_off[l] + i] = lim * (2 * rng_unif(&r) - 1);
+        if (M->b_off[l] >= 0)
+            for (int64_t i = 0; i < units[l + 1]; i++)
+                p[M->b_off[l] + i] = 0.1 * (2 * rng_unif(&r) - 1);
+    }
+    double *st = xcalloc(stat, sizeof(double));
+    for (int s = 0; s < L; s++) {
+        if (M->bn_off[s] < 0)
+            continue;
+        for (int64_t j = 0; j < units[s]; j++) {
+            p[M->bn_off[s] + j] = 1 + 0.2 * (2 * rng_unif(&r) - 1);     /* gamma */
+            p[M->bn_off[s] + units[s] + j] = 0.1 * (2 * rng_unif(&r) - 1); /* beta */
+            st[M->stat_off[s] + j] = 0;                                  /* moving mean */
+            st[M->stat_off[s] + units[s] + j] = 1;                       /* moving var */
+        }
+    }
+    M->params = vtyped(f32, p, off);
+    M->stats = vtyped(f32, st, stat);
+    M->m = xcalloc(off, esz(f32));
+    M->v = xcalloc(off, esz(f32));
+    M->opt.t = 0;
+    M->opt.nadam_mu_product = 1.0;
+    free(p);
+    free(st);
+    model_point(M);
+}
+
+static void model_set_dropout(model *M, const double *rates, int alpha)
+{
+    for (int l = 0; l < M->L; l++) M->drop[l] = rates[l];
+    M->net.dropout = M->drop;
+    M->net.alpha_dropout = alpha;
+}
+
+static void model_set_solver(model *M, int solver)
+{
+    M->net.solver = solver;
+    if (solver == FNN_SOLVER_ADAGRAD) /* Keras initial_accumulator_value */
+        for (int64_t i = 0; i < M->net.n_params; i++) vset(M->f32, M->m, i, 0.1);
+}
+
+static void model_clone(model *dst, const model *src)
+{
+    *dst = *src;
+    dst->params = vdup(src->f32, src->params, src->net.n_params);
+    dst->stats = vdup(src->f32, src->stats, src->net.n_stats);
+    dst->m = vdup(src->f32, src->m, src->net.n_params);
+    dst->v = vdup(src->f32, src->v, src->net.n_params);
+    model_point(dst);
+}
+
+static void model_free(model *M)
+{
+    free(M->params);
+    free(M->stats);
+    free(M->m);
+    free(M->v);
+    M->params = M->stats = M->m = M->v = NULL;
+}
+
+/* Trainable tensors (offset, length) in the order of the core's clipping. */
+static int model_tensors(const model *M, int64_t *off, int64_t *len)
+{
+    int n = 0;
+    for (int l = 0; l < M->L; l++) {
+        off[n] = M->w_off[l];
+        len[n++] = M->units[l] * M->units[l + 1];
+    }
+    for (int l = 0; l < M->L; l++)
+        if (M->b_off[l] >= 0) {
+            off[n] = M->b_off[l];
+            len[n++] = M->units[l + 1];
+        }
+    for (int s = 0; s < M->L; s++)
+        if (M->bn_off[s] >= 0) {
+            off[n] = M->bn_off[s];
+            len[n++] = M->units[s];
+            off[n] = M->bn_off[s] + M->units[s];
+            len[n++] = M->units[s];
+        }
+    return n;
+}
+
+/* ---- data sets ----------------------------------------------------------- */
+typedef struct {
+    int f32;
+    int64_t n, d, k;
+    double *X, *Y, *W; /* row-major double masters */
+    void *x, *y, *w;   /* typed copies */
+    fnn_data data;     /* dense C-ordered view, no sample weights */
+} dataset;
+
+static void ds_retype(dataset *D)
+{
+    free(D->x);
+    free(D->y);
+    free(D->w);
+    D->x = vtyped(D->f32, D->X, D->n * D->d);
+    D->y = vtyped(D->f32, D->Y, D->n * D->k);
+    D->w = vtyped(D->f32, D->W, D->n);
+    memset(&D->data, 0, sizeof D->data);
+    D->data.n_rows = D->n;
+    D->data.n_cols = D->d;
+    D->data.x = D->x;
+    D->data.row_stride = D->d;
+    D->data.col_stride = 1;
+    D->data.y = D->y;
+    D->data.sample_weight = NULL;
+}
+
+/* A learnable problem: targets from a random "teacher" projection s = X T. */
+static void ds_init(dataset *D, int f32, int64_t n, int64_t d, int64_t k, int loss, uint64_t seed)
+{
+    memset(D, 0, sizeof *D);
+    D->f32 = f32;
+    D->n = n;
+    D->d = d;
+    D->k = k;
+    D->X = xcalloc(n * d, sizeof(double));
+    D->Y = xcalloc(n * k, sizeof(double));
+    D->W = xcalloc(n, sizeof(double));
+    rng_t r = {seed * 104729 + 3};
+    double *T = xcalloc(d * k, sizeof(double));
+    for (int64_t i = 0; i < d * k; i++) T[i] = rng_normal(&r) * 1.5 / sqrt((double)d);
+    for (int64_t i = 0; i < n * d; i++) D->X[i] = rng_normal(&r);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t best = 0;
+        double sbest = -1e300;
+        for (int64_t j = 0; j < k; j++) {
+            double s = 0;
+            for (int64_t p = 0; p < d; p++) s += D->X[i * d + p] * T[p * k + j];
+            double *y = &D->Y[i * k + j];
+            switch (loss) {
+            case FNN_LOSS_SQUARED: *y = sin(s) + 0.5 * s; break;
+            case FNN_LOSS_BINARY_LOG: *y = s + 0.3 * sin(3 * D->X[i * d]) > 0; break;
+            case FNN_LOSS_POISSON: *y = exp(0.7 * tanh(s)); break;
+            default: break;
+            }
+            if (s > sbest) {
+                sbest = s;
+                best = j;
+            }
+        }
+        if (loss == FNN_LOSS_LOG)
+            D->Y[i * k + best] = 1;
+        D->W[i] = 0.5 + rng_unif(&r);
+    }
+    free(T);
+    ds_retype(D);
+}
+
+static void ds_free(dataset *D)
+{
+    free(D->X);
+    free(D->Y);
+    free(D->W);
+    free(D->x);
+    free(D->y);
+    free(D->w);
+    memset(D, 0, sizeof *D);
+}
+
+/* CSR copy of a dense double matrix: row 1 with its indices reversed
+ * (unsorted), whatever zeros the matrix holds left out. */
+typedef struct {
+    void *val, *ind, *ptr;
+    int idx64;
+} csr_t;
+
+static void csr_build(csr_t *C, int f32, const double *X, int64_t n, int64_t d, int idx64)
+{
+    int64_t nnz = 0;
+    for (int64_t i = 0; i < n * d; i++) nnz += X[i] != 0;
+    C->idx64 = idx64;
+    C->val = xcalloc(nnz, esz(f32));
+    C->ind = xcalloc(nnz, idx64 ? sizeof(int64_t) : sizeof(int32_t));
+    C->ptr = xcalloc(n + 1, idx64 ? sizeof(int64_t) : sizeof(int32_t));
+    int64_t p = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (idx64)
+            ((int64_t *)C->ptr)[i] = p;
+        else
+            ((int32_t *)C->ptr)[i] = (int32_t)p;
+        for (int64_t jj = 0; jj < d; jj++) {
+            int64_t j = i == 1 ? d - 1 - jj : jj;
+            if (X[i * d + j] == 0)
+                continue;
+            vset(f32, C->val, p, X[i * d + j]);
+            if (idx64)
+                ((int64_t *)C->ind)[p] = j;
+            else
+                ((int32_t *)C->ind)[p] = (int32_t)j;
+            p++;
+        }
+    }
+    if (idx64)
+        ((int64_t *)C->ptr)[n] = p;
+    else
+        ((int32_t *)C->ptr)[n] = (int32_t)p;
+}
+
+static fnn_data csr_view(const fnn_data *dense, const csr_t *C)
+{
+    fnn_data d = *dense;
+    d.x = NULL;
+    d.row_stride = d.col_stride = 0;
+    d.csr_data = C->val;
+    d.csr_indices = C->ind;
+    d.csr_indptr = C->ptr;
+    d.csr_index64 = C->idx64;
+    return d;
+}
+
+static void csr_free(csr_t *C)
+{
+    free(C->val);
+    free(C->ind);
+    free(C->ptr);
+}
+
+/* Zero a fraction of X and all of row 2 (an empty CSR row). */
+static void ds_sparsify(dataset *D, double frac, uint64_t seed)
+{
+    rng_t r = {seed};
+    for (int64_t i = 0; i < D->n * D->d; i++)
+        if (rng_unif(&r) < frac || i / D->d == 2)
+            D->X[i] = 0;
+    ds_retype(D);
+}
+
+/* ---- helpers around the API ---------------------------------------------- */
+static int64_t *iota(int64_t n)
+{
+    int64_t *o = xcalloc(n, sizeof(int64_t));
+    for (int64_t i = 0; i < n; i++) o[i] = i;
+    return o;
+}
+
+/* One epoch over order[0..n_order) at a constant learning rate. */
+static fnn_status train_order(model *M, const fnn_data *d, const fnn_blas *blas,
+                              const int64_t *order, int64_t n_order, int64_t bs, double lr,
+                              uint64_t seed, fnn_epoch_report *rep_out)
+{
+    int64_t n_steps = n_order > 0 && bs > 0 ? (n_order + bs - 1) / bs : 0;
+    double *lrs = xcalloc(n_steps, sizeof(double));
+    for (int64_t s = 0; s < n_steps; s++) lrs[s] = lr;
+    for (int l = 0; l < MAXL; l++) M->gnorm[l] = 0;
+    fnn_epoch_report rep = {0, M->gnorm, 0};
+    fnn_status st = api_train(M->f32, &M->net, blas, M->params, M->stats, &M->opt, d, order,
+                              n_order, bs, lrs, seed, &rep);
+    free(lrs);
+    if (rep_out != NULL)
+        *rep_out = rep;
+    return st;
+}
+
+/* `epochs` epochs over a shuffled order; returns the first non-OK status. */
+static fnn_status train_epochs(model *M, const fnn_data *d, int epochs, int64_t bs, double lr,
+                               uint64_t seed)
+{
+    int64_t n = d->n_rows;
+    int64_t *order = iota(n);
+    rng_t r = {seed};
+    fnn_status st = FNN_OK;
+    for (int e = 0; e < epochs && st == FNN_OK; e++) {
+        for (int64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+            int64_t j = (int64_t)(rng_next(&r) % (uint64_t)(i + 1)), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        st = train_order(M, d, NULL, order, n, bs, lr, seed + (uint64_t)e, NULL);
+    }
+    free(order);
+    return st;
+}
+
+/* Reported loss over all rows (BN with batch statistics, no dropout). */
+static double full_loss(const model *M, const fnn_data *d)
+{
+    void *g = xcalloc(M->net.n_params, esz(M->f32));
+    double loss = NAN, obj = NAN;
+    fnn_status st = api_loss_grad(M->f32, &M->net, NULL, M->params, d, 0, 0, 0, &loss, &obj, g);
+    free(g);
+    return st == FNN_OK ? loss : NAN;
+}
+
+static const char *dt(int f32) { return f32 ? "f32" : "f64"; }
+
+/* ======================================================================== */
+/* Tests                                                                    */
+/* ======================================================================== */
+
+static void t_badargs(int f32)
+{
+    const int64_t u[] = {3, 4, 2};
+    model M;
+    model_init(&M, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 1);
+    dataset D;
+    ds_init(&D, f32, 6, 3, 2, FNN_LOSS_SQUARED, 1);
+    void *p0 = vdup(f32, M.params, M.net.n_params);
+    int64_t *order = iota(6);
+    double lrs[8] = {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}, gn[MAXL] = {0};
+    fnn_epoch_report rep = {0, gn, 0};
+    void *g = xcalloc(M.net.n_params, esz(f32));
+    void *out = xcalloc(6 * 2, esz(f32));
+    double loss, obj;
+    fnn_status st;
+
+#define TRAIN(net, data, ord, bs, lr, rp) \
+    api_train(f32, net, NULL, M.params, M.stats, &M.opt, data, ord, 6, bs, lr, 0, rp)
+    st = TRAIN(NULL, &D.data, order, 2, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train NULL net: %d", st);
+    st = TRAIN(&M.net, &D.data, order, 0, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train batch_size 0: %d", st);
+    st = TRAIN(&M.net, &D.data, order, -3, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train batch_size -3: %d", st);
+    st = TRAIN(&M.net, NULL, order, 2, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train NULL data: %d", st);
+    st = TRAIN(&M.net, &D.data, NULL, 2, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train NULL order: %d", st);
+    st = TRAIN(&M.net, &D.data, order, 2, NULL, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train NULL lrs: %d", st);
+    st = TRAIN(&M.net, &D.data, order, 2, lrs, NULL);
+    CHECK(st == FNN_ERR_BADARG, "train NULL report: %d", st);
+    fnn_epoch_report rep_nogn = {0, NULL, 0};
+    st = TRAIN(&M.net, &D.data, order, 2, lrs, &rep_nogn);
+    CHECK(st == FNN_ERR_BADARG, "train NULL grad_norm_sum: %d", st);
+    fnn_data noy = D.data;
+    noy.y = NULL;
+    st = TRAIN(&M.net, &noy, order, 2, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train NULL y: %d", st);
+
+    fnn_net bad = M.net;
+    bad.n_threads = 0;
+    st = TRAIN(&bad, &D.data, order, 2, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train n_threads 0: %d", st);
+    bad = M.net;
+    bad.n_layers = 0;
+    st = TRAIN(&bad, &D.data, order, 2, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train n_layers 0: %d", st);
+    int64_t u0[] = {3, 0, 2};
+    bad = M.net;
+    bad.units = u0;
+    st = TRAIN(&bad, &D.data, order, 2, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train a zero width: %d", st);
+    bad = M.net;
+    bad.b_off = NULL;
+    st = TRAIN(&bad, &D.data, order, 2, lrs, &rep);
+    CHECK(st == FNN_ERR_BADARG, "train NULL b_off: %d", st);
+#undef TRAIN
+    CHECK(M.opt.t == 0 && vsame(f32, p0, M.params, M.net.n_params),
+          "a rejected call changed the parameters (t=%lld)", (long long)M.opt.t);
+
+    st = api_loss_grad(f32, NULL, NULL, M.params, &D.data, 0, 0, 0, &loss, &obj, g);
+    CHECK(st == FNN_ERR_BADARG, "loss_grad NULL net: %d", st);
+    st = api_loss_grad(f32, &M.net, NULL, M.params, NULL, 0, 0, 0, &loss, &obj, g);
+    CHECK(st == FNN_ERR_BADARG, "loss_grad NULL data: %d", st);
+    st = api_loss_grad(f32, &M.net, NULL, M.params, &D.data, 0, 0, 0, &loss, &obj, NULL);
+    CHECK(st == FNN_ERR_BADARG, "loss_grad NULL grad: %d", st);
+    st = api_loss_grad(f32, &M.net, NULL, M.params, &noy, 0, 0, 0, &loss, &obj, g);
+    CHECK(st == FNN_ERR_BADARG, "loss_grad NULL y: %d", st);
+    fnn_data empty = D.data;
+    empty.n_rows = 0;
+    st = api_loss_grad(f32, &M.net, NULL, M.params, &empty, 0, 0, 0, &loss, &obj, g);
+    CHECK(st == FNN_ERR_BADARG, "loss_grad 0 rows: %d", st);
+
+    st = api_predict(f32, NULL, NULL, M.params, M.stats, &D.data, 0, 0, 0, out);
+    CHECK(st == FNN_ERR_BADARG, "predict NULL net: %d", st);
+    st = api_predict(f32, &M.net, NULL, M.params, M.stats, NULL, 0, 0, 0, out);
+    CHECK(st == FNN_ERR_BADARG, "predict NULL data: %d", st);
+    st = api_predict(f32, &M.net, NULL, M.params, M.stats, &D.data, 0, 0, 0, NULL);
+    CHECK(st == FNN_ERR_BADARG, "predict NULL out: %d", st);
+    st = api_predict(f32, &M.net, NULL, M.params, M.stats, &empty, 0, 0, 0, out);
+    CHECK(st == FNN_OK, "predict 0 rows: %d", st);
+
+    free(p0);
+    free(order);
+    free(g);
+    free(out);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* ---- gradient vs central finite differences (float64) -------------------- */
+typedef struct {
+    const char *name;
+    int L;
+    int64_t units[MAXL + 1];
+    int act, loss, bn, bn_input;
+    double drop[MAXL];
+    int alpha_dropout;
+    int penalty;
+    double alpha, l1_ratio;
+    int weighted;
+    int csr; /* 0 dense, 1 int32 CSR, 2 int64 CSR */
+    int64_t chunk;
+} gc_cfg;
+
+#define GC(...) {__VA_ARGS__}
+static const gc_cfg GC_CASES[] = {
+    GC(.name = "identity", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_IDENTITY),
+    GC(.name = "logistic", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_LOGISTIC),
+    GC(.name = "tanh", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_TANH),
+    GC(.name = "relu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_RELU),
+    GC(.name = "leaky_relu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_LEAKY_RELU),
+    GC(.name = "elu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_ELU),
+    GC(.name = "selu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_SELU),
+    GC(.name = "swish", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_SWISH),
+    GC(.name = "log_softmax", .L = 2, .units = {3, 5, 3}, .act = FNN_ACT_TANH,
+       .loss = FNN_LOSS_LOG),
+    GC(.name = "binary_log", .L = 2, .units = {3, 5, 2}, .act = FNN_ACT_ELU,
+       .loss = FNN_LOSS_BINARY_LOG),
+    GC(.name = "poisson", .L = 2, .units = {3, 5, 2}, .act = FNN_ACT_TANH,
+       .loss = FNN_LOSS_POISSON),
+    GC(.name = "bn_before", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_TANH,
+       .bn = FNN_BN_BEFORE),
+    GC(.name = "bn_after+input", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_SWISH,
+       .bn = FNN_BN_AFTER, .bn_input = 1),
+    GC(.name = "bn_input_only_L1", .L = 1, .units = {3, 3}, .loss = FNN_LOSS_LOG, .bn_input = 1),
+    GC(.name = "dropout", .L = 3, .units = {3, 5, 4, 2}, .act = FNN_ACT_TANH,
+       .drop = {0.2, 0.3, 0}),
+    GC(.name = "alpha_dropout", .L = 3, .units = {3, 5, 4, 2}, .act = FNN_ACT_SELU,
+       .drop = {0.1, 0.2, 0.1}, .alpha_dropout = 1),
+    GC(.name = "l2_weighted", .L = 2, .units = {3, 4, 2}, .act = FNN_ACT_TANH,
+       .penalty = FNN_PENALTY_L2, .alpha = 0.5, .weighted = 1),
+    GC(.name = "l1", .L = 2, .units = {3, 4, 2}, .act = FNN_ACT_TANH, .penalty = FNN_PENALTY_L1,
+       .alpha = 0.3),
+    GC(.name = "elasticnet_csr32", .L = 2, .units = {4, 4, 2}, .act = FNN_ACT_LOGISTIC,
+       .loss = FNN_LOSS_BINARY_LOG, .penalty = FNN_PENALTY_ELASTICNET, .alpha = 0.4,
+       .l1_ratio = 0.3, .csr = 1),
+    GC(.name = "csr64_chunked_weighted", .L = 2, .units = {4, 4, 3}, .act = FNN_ACT_SWISH,
+       .loss = FNN_LOSS_LOG, .alpha = 0.1, .weighted = 1, .csr = 2, .chunk = 4),
+    GC(.name = "width1_bn", .L = 2, .units = {1, 1, 1}, .act = FNN_ACT_TANH, .bn = FNN_BN_AFTER,
+       .bn_input = 1),
+    GC(.name = "deep_chunked", .L = 4, .units = {2, 3, 3, 3, 1}, .act = FNN_ACT_ELU, .chunk = 2),
+    GC(.name = "bn_before_dropout_l2_weighted", .L = 3, .units = {3, 4, 4, 3},
+       .act = FNN_ACT_TANH, .loss = FNN_LOSS_LOG, .bn = FNN_BN_BEFORE, .bn_input = 1,
+       .drop = {0.2, 0.2, 0}, .alpha = 0.2, .weighted = 1),
+};
+#undef GC
+
+static void t_gradcheck(const gc_cfg *c)
+{
+    const int L = c->L;
+    model M;
+    model_init(&M, 0, L, c->units, c->act, c->loss, c->bn, c->bn_input, 3);
+    int dropout_on = 0;
+    for (int l = 0; l < L; l++) dropout_on |= c->drop[l] > 0;
+    if (dropout_on)
+        model_set_dropout(&M, c->drop, c->alpha_dropout);
+    M.net.penalty = c->penalty;
+    M.net.alpha = c->alpha;
+    M.net.l1_ratio = c->l1_ratio;
+    dataset D;
+    ds_init(&D, 0, 9, c->units[0], c->units[L], c->loss, 5);
+    csr_t C = {NULL, NULL, NULL, 0};
+    fnn_data data = D.data;
+    if (c->csr) {
+        ds_sparsify(&D, 0.4, 9);
+        csr_build(&C, 0, D.X, D.n, D.d, c->csr == 2);
+        data = csr_view(&D.data, &C);
+    }
+    if (c->weighted)
+        data.sample_weight = D.w;
+
+    const int64_t np = M.net.n_params;
+    double *p = M.params, *g = xcalloc(np, sizeof(double)), *g2 = xcalloc(np, sizeof(double));
+    double loss, obj;
+    fnn_status st = fnn_loss_grad_f64(&M.net, NULL, p, &data, c->chunk, dropout_on, 11, &loss,
+                                      &obj, g);
+    CHECK(st == FNN_OK, "status %d", st);
+    CHECK(isfinite(loss) && isfinite(obj) && vfinite(0, g, np), "non-finite loss/gradient");
+    if (c->loss == FNN_LOSS_SQUARED && c->alpha == 0)
+        CHECK(fabs(obj - loss * (double)c->units[L]) <= 1e-12 * fabs(obj),
+              "squared: objective %.17g != loss %.17g * n_outputs", obj, loss);
+    else if (c->alpha == 0)
+        CHECK(obj == loss, "objective %.17g != loss %.17g", obj, loss);
+
+    const double h = 1e-6;
+    double worst = 0;
+    int64_t worst_i = -1;
+    for (int64_t i = 0; i < np; i++) {
+        double p0 = p[i], fp, fm;
+        p[i] = p0 + h;
+        st = fnn_loss_grad_f64(&M.net, NULL, p, &data, c->chunk, dropout_on, 11, NULL, &fp, g2);
+        p[i] = p0 - h;
+        st |= fnn_loss_grad_f64(&M.net, NULL, p, &data, c->chunk, dropout_on, 11, NULL, &fm, g2);
+        p[i] = p0;
+        double fd = (fp - fm) / (2 * h);
+        double err = fabs(fd - g[i]) / (1e-6 + 1e-4 * fmax(fabs(fd), fabs(g[i])));
+        if (!(err <= worst)) {
+            worst = err;
+            worst_i = i;
+        }
+        if (st != FNN_OK)
+            break;
+    }
+    CHECK(st == FNN_OK, "status %d during finite differences", st);
+    CHECK(worst <= 1.0, "param %lld: analytic %.10g vs finite difference off (scaled err %.3g)",
+          (long long)worst_i, worst_i >= 0 ? g[worst_i] : 0.0, worst);
+    /* The gradient is not identically zero. */
+    CHECK(vmaxabs(0, g, np) > 1e-6, "gradient is ~0");
+    free(g);
+    free(g2);
+    if (c->csr)
+        csr_free(&C);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* float32 gradients agree with float64 at the same point. */
+static void t_grad_f32_vs_f64(int bn, int loss, int act)
+{
+    const int64_t u[] = {4, 6, 5, loss == FNN_LOSS_LOG ? 3 : 2};
+    model M32, M64;
+    model_init(&M32, 1, 3, u, act, loss, bn, bn != FNN_BN_NONE, 4);
+    model_init(&M64, 0, 3, u, act, loss, bn, bn != FNN_BN_NONE, 4);
+    for (int64_t i = 0; i < M64.net.n_params; i++) /* the f32 point, exactly */
+        vset(0, M64.params, i, vget(1, M32.params, i));
+    M32.net.alpha = M64.net.alpha = 0.1;
+    dataset D32, D64;
+    ds_init(&D32, 1, 20, u[0], u[3], loss, 6);
+    ds_init(&D64, 0, 20, u[0], u[3], loss, 6);
+    for (int64_t i = 0; i < D64.n * D64.d; i++) D64.X[i] = (double)(float)D64.X[i];
+    ds_retype(&D64);
+    const int64_t np = M64.net.n_params;
+    void *g32 = xcalloc(np, sizeof(float)), *g64 = xcalloc(np, sizeof(double));
+    double l32, l64, o32, o64;
+    fnn_status s1 = fnn_loss_grad_f32(&M32.net, NULL, M32.params, &D32.data, 0, 0, 0, &l32, &o32,
+                                      g32);
+    fnn_status s2 = fnn_loss_grad_f64(&M64.net, NULL, M64.params, &D64.data, 0, 0, 0, &l64, &o64,
+                                      g64);
+    CHECK(s1 == FNN_OK && s2 == FNN_OK, "status %d %d", s1, s2);
+    CHECK(fabs(l32 - l64) <= 1e-5 * fabs(l64) + 1e-6, "loss f32 %.9g vs f64 %.9g", l32, l64);
+    double scale = vmaxabs(0, g64, np), worst = 0;
+    for (int64_t i = 0; i < np; i++)
+        worst = fmax(worst, fabs(vget(1, g32, i) - vget(0, g64, i)));
+    CHECK(worst <= 1e-4 * scale + 1e-6, "max |g32 - g64| = %.3g (max |g| %.3g)", worst, scale);
+    free(g32);
+    free(g64);
+    model_free(&M32);
+    model_free(&M64);
+    ds_free(&D32);
+    ds_free(&D64);
+}
+
+/* The objective's penalty term is exactly sklearn's alpha/n-scaled formula. */
+static void t_penalty_value(int penalty)
+{
+    const int64_t u[] = {3, 5, 2};
+    model M;
+    model_init(&M, 0, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 8);
+    dataset D;
+    ds_init(&D, 0, 11, 3, 2, FNN_LOSS_SQUARED, 8);
+    D.data.sample_weight = D.w;
+    double sw = 0;
+    for (int64_t i = 0; i < D.n; i++) sw += D.W[i];
+    double *g = xcalloc(M.net.n_params, sizeof(double)), l0, o0, l1, o1;
+    M.net.penalty = penalty;
+    M.net.l1_ratio = 0.35;
+    M.net.alpha = 0;
+    fnn_loss_grad_f64(&M.net, NULL, M.params, &D.data, 0, 0, 0, &l0, &o0, g);
+    M.net.alpha = 0.7;
+    fnn_loss_grad_f64(&M.net, NULL, M.params, &D.data, 0, 0, 0, &l1, &o1, g);
+    double r = penalty == FNN_PENALTY_L1 ? 1 : penalty == FNN_PENALTY_ELASTICNET ? 0.35 : 0;
+    double sa = 0, sq = 0;
+    const double *p = M.params;
+    for (int l = 0; l < 2; l++)
+        for (int64_t i = 0; i < u[l] * u[l + 1]; i++) {
+            sa += fabs(p[M.w_off[l] + i]);
+            sq += p[M.w_off[l] + i] * p[M.w_off[l] + i];
+        }
+    double expect = 0.7 / sw * (r * sa + 0.5 * (1 - r) * sq);
+    CHECK(fabs((o1 - o0) - expect) <= 1e-12 * expect, "objective penalty %.17g, expected %.17g",
+          o1 - o0, expect);
+    CHECK(fabs((l1 - l0) - expect) <= 1e-12 * expect, "loss penalty %.17g, expected %.17g",
+          l1 - l0, expect);
+    /* Biases carry no penalty: their gradients do not move with alpha. */
+    double *g0 = xcalloc(M.net.n_params, sizeof(double));
+    M.net.alpha = 0;
+    fnn_loss_grad_f64(&M.net, NULL, M.params, &D.data, 0, 0, 0, NULL, NULL, g0);
+    for (int l = 0; l < 2; l++)
+        for (int64_t j = 0; j < u[l + 1]; j++)
+            CHECK(g0[M.b_off[l] + j] == g[M.b_off[l] + j], "bias %d/%lld penalized", l,
+                  (long long)j);
+    free(g);
+    free(g0);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* ---- learning: the loss goes down ---------------------------------------- */
+static void check_learns(model *M, dataset *D, int epochs, int64_t bs, double lr, double ratio)
+{
+    double before = full_loss(M, &D->data);
+    int64_t t0 = M->opt.t;
+    fnn_status st = train_epochs(M, &D->data, epochs, bs, lr, 42);
+    double after = full_loss(M, &D->data);
+    CHECK(st == FNN_OK, "train status %d", st);
+    CHECK(isfinite(before) && after < ratio * before, "loss %.6g -> %.6g (want < %.2f x)", before,
+          after, ratio);
+    CHECK(vfinite(M->f32, M->params, M->net.n_params), "non-finite parameters");
+    int64_t steps = (int64_t)epochs * ((D->n + bs - 1) / bs);
+    CHECK(M->opt.t - t0 == steps, "opt.t advanced %lld, expected %lld",
+          (long long)(M->opt.t - t0), (long long)steps);
+}
+
+static void t_learn_activation(int act, int f32)
+{
+    const int64_t u[] = {4, 10, 1};
+    model M;
+    model_init(&M, f32, 2, u, act, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 10 + (uint64_t)act);
+    dataset D;
+    ds_init(&D, f32, 64, 4, 1, FNN_LOSS_SQUARED, 10);
+    check_learns(&M, &D, 40, 16, 0.02, 0.5);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* Each loss with its output activation: learns; predictions are valid. */
+static void t_learn_loss(int loss, int f32)
+{
+    const int64_t k = loss == FNN_LOSS_LOG ? 3 : 2;
+    const int64_t u[] = {4, 10, k};
+    model M;
+    model_init(&M, f32, 2, u, FNN_ACT_RELU, loss, FNN_BN_NONE, 0, 20);
+    dataset D;
+    ds_init(&D, f32, 80, 4, k, loss, 20);
+    check_learns(&M, &D, 40, 16, 0.02, 0.7);
+    void *out = xcalloc(D.n * k, esz(f32));
+    fnn_status st = api_predict(f32, &M.net, NULL, M.params, M.stats, &D.data, 0, 0, 0, out);
+    CHECK(st == FNN_OK, "predict status %d", st);
+    CHECK(vfinite(f32, out, D.n * k), "non-finite predictions");
+    const double tol = f32 ? 1e-5 : 1e-12;
+    double maxdev = 0, lo = INFINITY, hi = -INFINITY;
+    for (int64_t i = 0; i < D.n; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < k; j++) {
+            double v = vget(f32, out, i * k + j);
+            s += v;
+            lo = fmin(lo, v);
+            hi = fmax(hi, v);
+        }
+        maxdev = fmax(maxdev, fabs(s - 1));
+    }
+    if (loss == FNN_LOSS_LOG)
+        CHECK(maxdev <= tol && lo >= 0 && hi <= 1, "softmax rows: max |sum-1| %.3g, range [%g, %g]",
+              maxdev, lo, hi);
+    if (loss == FNN_LOSS_BINARY_LOG)
+        CHECK(lo >= 0 && hi <= 1, "logistic outputs outside [0, 1]: [%g, %g]", lo, hi);
+    if (loss == FNN_LOSS_POISSON)
+        CHECK(lo > 0, "exp outputs not positive: min %g", lo);
+    /* The full-batch loss recomputed from predict's outputs (no BN/dropout:
+     * inference == training forward) equals loss_grad's. */
+    double lsum = 0;
+    for (int64_t i = 0; i < D.n; i++)
+        for (int64_t j = 0; j < k; j++) {
+            double p = vget(f32, out, i * k + j), y = D.Y[i * k + j];
+            double eps = f32 ? 1.1920928955078125e-07 : 2.220446049250313e-16;
+            double pc = fmin(fmax(p, eps), 1 - eps);
+            switch (loss) {
+            case FNN_LOSS_SQUARED: lsum += 0.5 * (y - p) * (y - p) / (double)k; break;
+            case FNN_LOSS_LOG: lsum -= y == 0 ? 0 : y * log(pc); break;
+            case FNN_LOSS_BINARY_LOG:
+                lsum -= (y == 0 ? 0 : y * log(pc)) + (y == 1 ? 0 : (1 - y) * log(1 - pc));
+                break;
+            case FNN_LOSS_POISSON: lsum += (y == 0 ? 0 : y * log(y / p)) - y + p; break;
+            }
+        }
+    double ref = full_loss(&M, &D.data), mine = lsum / (double)D.n;
+    CHECK(fabs(ref - mine) <= (f32 ? 1e-4 : 1e-10) * fabs(ref), "loss %.9g vs from predict %.9g",
+          ref, mine);
+    free(out);
+    model_free(&M);
+    ds_free(&D);
+}
+
+static void t_learn_solver(int solver, int nesterov, int f32)
+{
+    static const double LR[] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01};
+    const int64_t u[] = {4, 8, 6, 1};
+    model M;
+    model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 30);
+    model_set_solver(&M, solver);
+    M.net.nesterov = nesterov;
+    dataset D;
+    ds_init(&D, f32, 64, 4, 1, FNN_LOSS_SQUARED, 30);
+    check_learns(&M, &D, 30, 8, LR[solver], 0.5);
+    if (solver == FNN_SOLVER_NADAM)
+        CHECK(M.opt.nadam_mu_product > 0 && M.opt.nadam_mu_product < 1,
+              "nadam_mu_product %g not updated", M.opt.nadam_mu_product);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* Three full-batch steps of each solver against the update rules written
+ * out here (sklearn's SGD/Adam, Keras 3 AdaGrad/RMSProp/AdaMax/Nadam), the
+ * gradient taken from fnn_loss_grad at the current parameters. */
+static void t_solver_rule(int solver, int nesterov, int f32)
+{
+    const int64_t u[] = {3, 5, 2};
+    model M;
+    model_init(&M, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 35);
+    model_set_solver(&M, solver);
+    M.net.nesterov = nesterov;
+    dataset D;
+    ds_init(&D, f32, 10, 3, 2, FNN_LOSS_SQUARED, 35);
+    const int64_t np = M.net.n_params;
+    double *p = xcalloc(np, sizeof(double)), *m = xcalloc(np, sizeof(double));
+    double *v = xcalloc(np, sizeof(double));
+    for (int64_t i = 0; i < np; i++) {
+        p[i] = vget(f32, M.params, i);
+        m[i] = vget(f32, M.m, i);
+    }
+    void *g = xcalloc(np, esz(f32));
+    int64_t *order = iota(D.n);
+    const double lr = 0.05, b1 = M.net.beta_1, b2 = M.net.beta_2, eps = M.net.epsilon;
+    const double mu = M.net.momentum, rho = M.net.rho;
+    double prod = 1, worst = 0;
+    fnn_status st = FNN_OK;
+    for (int step = 1; step <= 3; step++) {
+        st |= api_loss_grad(f32, &M.net, NULL, M.params, &D.data, 0, 0, 0, NULL, NULL, g);
+        st |= train_order(&M, &D.data, NULL, order, D.n, D.n, lr, 1, NULL);
+        const double t = step;
+        const double mu_t = b1 * (1 - 0.5 * pow(0.96, t)), mu_n = b1 * (1 - 0.5 * pow(0.96, t + 1));
+        double prod_n;
+        prod *= mu_t;
+        prod_n = prod * mu_n;
+        for (int64_t i = 0; i < np; i++) {
+            const double gi = vget(f32, g, i);
+            switch (solver) {
+            case FNN_SOLVER_SGD:
+                m[i] = mu * m[i] - lr * gi;
+                p[i] += nesterov ? mu * m[i] - lr * gi : m[i];
+                break;
+            case FNN_SOLVER_ADAM:
+                m[i] = b1 * m[i] + (1 - b1) * gi;
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+                p[i] -= lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t)) * m[i] / (sqrt(v[i]) + eps);
+                break;
+            case FNN_SOLVER_ADAGRAD:
+                m[i] += gi * gi;
+                p[i] -= lr * gi / sqrt(m[i] + eps);
+                break;
+            case FNN_SOLVER_RMSPROP:
+                m[i] = rho * m[i] + (1 - rho) * gi * gi;
+                p[i] -= lr * gi / sqrt(m[i] + eps);
+                break;
+            case FNN_SOLVER_ADAMAX:
+                m[i] = b1 * m[i] + (1 - b1) * gi;
+                v[i] = fmax(b2 * v[i], fabs(gi));
+                p[i] -= lr / (1 - pow(b1, t)) * m[i] / (v[i] + eps);
+                break;
+            case FNN_SOLVER_NADAM: {
+                m[i] = b1 * m[i] + (1 - b1) * gi;
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+                double mh = mu_n * m[i] / (1 - prod_n) + (1 - mu_t) * gi / (1 - prod);
+                double vh = v[i] / (1 - pow(b2, t));
+                p[i] -= lr * mh / (sqrt(vh) + eps);
+                break;
+            }
+            }
+            worst = fmax(worst, fabs(vget(f32, M.params, i) - p[i]));
+        }
+    }
+    CHECK(st == FNN_OK && M.opt.t == 3, "status %d, t %lld", st, (long long)M.opt.t);
+    CHECK(worst <= (f32 ? 1e-5 : 1e-12), "parameters off the update rule by %.3g", worst);
+    if (solver == FNN_SOLVER_NADAM)
+        CHECK(fabs(M.opt.nadam_mu_product - prod) <= 1e-15, "nadam_mu_product %.17g vs %.17g",
+              M.opt.nadam_mu_product, prod);
+    free(p);
+    free(m);
+    free(v);
+    free(g);
+    free(order);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* One full-batch SGD step equals p - lr * (loss_grad's gradient), and the
+ * report carries loss_grad's loss and the kernels' gradient norms. */
+static void t_step_matches_loss_grad(int bn, int bn_input, int f32)
+{
+    const int64_t u[] = {3, 5, 4, 2};
+    model M;
+    model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, bn, bn_input, 40);
+    model_set_solver(&M, FNN_SOLVER_SGD);
+    M.net.momentum = 0;
+    M.net.alpha = 0.3;
+    dataset D;
+    ds_init(&D, f32, 12, 3, 2, FNN_LOSS_SQUARED, 40);
+    D.data.sample_weight = D.w;
+    const int64_t np = M.net.n_params;
+    void *g = xcalloc(np, esz(f32)), *p0 = vdup(f32, M.params, np);
+    double loss, obj;
+    api_loss_grad(f32, &M.net, NULL, M.params, &D.data, 0, 0, 0, &loss, &obj, g);
+    int64_t *order = iota(D.n);
+    fnn_epoch_report rep;
+    const double lr = 0.1;
+    fnn_status st = train_order(&M, &D.data, NULL, order, D.n, D.n, lr, 1, &rep);
+    CHECK(st == FNN_OK && rep.n_steps == 1 && M.opt.t == 1, "status %d, n_steps %lld, t %lld", st,
+          (long long)rep.n_steps, (long long)M.opt.t);
+    double worst = 0;
+    for (int64_t i = 0; i < np; i++) {
+        double expect = vget(f32, p0, i) - lr * vget(f32, g, i);
+        worst = fmax(worst, fabs(vget(f32, M.params, i) - expect));
+    }
+    CHECK(worst <= (f32 ? 1e-6 : 1e-14), "step differs from -lr*grad by %.3g", worst);
+    CHECK(fabs(rep.loss_sum - loss * (double)D.n) <= (f32 ? 1e-6 : 1e-13) * fabs(rep.loss_sum),
+          "report loss_sum %.17g vs loss*n %.17g", rep.loss_sum, loss * (double)D.n);
+    for (int l = 0; l < 3; l++) {
+        double s = 0;
+        for (int64_t i = 0; i < u[l] * u[l + 1]; i++) {
+            double v = vget(f32, g, M.w_off[l] + i);
+            s += v * v;
+        }
+        CHECK(fabs(M.gnorm[l] - sqrt(s)) <= (f32 ? 1e-6 : 1e-13) * sqrt(s),
+              "grad_norm_sum[%d] %.17g vs ||dW|| %.17g", l, M.gnorm[l], sqrt(s));
+    }
+    free(g);
+    free(p0);
+    free(order);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* Clipping: one full-batch SGD step (lr 1, no momentum) applies exactly
+ * the clipped gradient; the report's norms are taken before clipping. */
+static void t_clip(int mode, int f32)
+{
+    const int64_t u[] = {3, 6, 2};
+    model M;
+    model_init(&M, f32, 2, u, FNN_ACT_RELU, FNN_LOSS_SQUARED, FNN_BN_AFTER, 1, 50);
+    model_set_solver(&M, FNN_SOLVER_SGD);
+    M.net.momentum = 0;
+    dataset D;
+    ds_init(&D, f32, 10, 3, 2, FNN_LOSS_SQUARED, 50);
+    const int64_t np = M.net.n_params;
+    void *g = xcalloc(np, esz(f32)), *p0 = vdup(f32, M.params, np);
+    api_loss_grad(f32, &M.net, NULL, M.params, &D.data, 0, 0, 0, NULL, NULL, g);
+    int64_t off[4 * MAXL], len[4 * MAXL];
+    int nt = model_tensors(&M, off, len);
+    double sq[4 * MAXL], total = 0, minnorm = INFINITY;
+    for (int t = 0; t < nt; t++) {
+        sq[t] = 0;
+        for (int64_t i = 0; i < len[t]; i++) sq[t] += pow(vget(f32, g, off[t] + i), 2);
+        total += sq[t];
+        minnorm = fmin(minnorm, sqrt(sq[t]));
+    }
+    double c = mode == FNN_CLIP_VALUE ? 0.5 * vmaxabs(f32, g, np)
+               : mode == FNN_CLIP_NORM ? 0.7 * minnorm /* every tensor clipped */
+                                       : 0.5 * sqrt(total);
+    M.net.clip = mode;
+    M.net.clip_value = c;
+    double *expect = xcalloc(np, sizeof(double));
+    for (int t = 0; t < nt; t++)
+        for (int64_t i = off[t]; i < off[t] + len[t]; i++) {
+            double gi = vget(f32, g, i);
+            if (mode == FNN_CLIP_VALUE)
+                gi = fmin(fmax(gi, -c), c);
+            else if (mode == FNN_CLIP_NORM && sqrt(sq[t]) > c)
+                gi *= c / sqrt(sq[t]);
+            else if (mode == FNN_CLIP_GLOBAL_NORM && sqrt(total) > c)
+                gi *= c / sqrt(total);
+            expect[i] = vget(f32, p0, i) - gi;
+        }
+    int64_t *order = iota(D.n);
+    fnn_epoch_report rep;
+    fnn_status st = train_order(&M, &D.data, NULL, order, D.n, D.n, 1.0, 1, &rep);
+    CHECK(st == FNN_OK, "status %d", st);
+    double worst = 0, dsq_total = 0;
+    for (int64_t i = 0; i < np; i++) {
+        double d = vget(f32, M.params, i) - vget(f32, p0, i);
+        worst = fmax(worst, fabs(vget(f32, M.params, i) - expect[i]));
+        dsq_total += d * d;
+        if (mode == FNN_CLIP_VALUE)
+            CHECK(fabs(d) <= c * (1 + 1e-6), "update %g beyond clip value %g", d, c);
+    }
+    const double tol = f32 ? 1e-6 : 1e-13;
+    CHECK(worst <= tol * (1 + vmaxabs(f32, p0, np)), "clipped step off by %.3g", worst);
+    if (mode == FNN_CLIP_GLOBAL_NORM)
+        CHECK(fabs(sqrt(dsq_total) - c) <= 1e-5 * c, "global update norm %.9g != clip %.9g",
+              sqrt(dsq_total), c);
+    if (mode == FNN_CLIP_NORM)
+        for (int t = 0; t < nt; t++) {
+            double s = 0;
+            for (int64_t i = off[t]; i < off[t] + len[t]; i++)
+                s += pow(vget(f32, M.params, i) - vget(f32, p0, i), 2);
+            CHECK(fabs(sqrt(s) - c) <= 1e-5 * c, "tensor %d update norm %.9g != clip %.9g", t,
+                  sqrt(s), c);
+        }
+    for (int l = 0; l < 2; l++)
+        CHECK(fabs(M.gnorm[l] - sqrt(sq[l])) <= 1e-6 * sqrt(sq[l]),
+              "grad_norm_sum[%d] %.9g is not the unclipped norm %.9g", l, M.gnorm[l], sqrt(sq[l]));
+    /* A threshold above every value/norm leaves the gradient untouched. */
+    model N;
+    model_init(&N, f32, 2, u, FNN_ACT_RELU, FNN_LOSS_SQUARED, FNN_BN_AFTER, 1, 50);
+    model_set_solver(&N, FNN_SOLVER_SGD);
+    N.net.momentum = 0;
+    N.net.clip = mode;
+    N.net.clip_value = 1.01 * (mode == FNN_CLIP_VALUE ? vmaxabs(f32, g, np) : sqrt(total));
+    st = train_order(&N, &D.data, NULL, order, D.n, D.n, 1.0, 1, NULL);
+    worst = 0;
+    for (int64_t i = 0; i < np; i++)
+        worst = fmax(worst, fabs(vget(f32, N.params, i) - (vget(f32, p0, i) - vget(f32, g, i))));
+    CHECK(st == FNN_OK && worst <= tol * (1 + vmaxabs(f32, p0, np)),
+          "inactive clipping changed the step by %.3g", worst);
+    model_free(&N);
+    free(expect);
+    free(g);
+    free(p0);
+    free(order);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* Keras MaxNorm: every kernel column within max_norm after training. */
+static void t_max_norm(int f32)
+{
+    const int64_t u[] = {4, 8, 2};
+    model M;
+    model_init(&M, f32, 2, u, FNN_ACT_ELU, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 60);
+    M.net.max_norm = 0.4;
+    dataset D;
+    ds_init(&D, f32, 40, 4, 2, FNN_LOSS_SQUARED, 60);
+    fnn_status st = train_epochs(&M, &D.data, 5, 8, 0.05, 1);
+    CHECK(st == FNN_OK, "status %d", st);
+    double top = 0;
+    for (int l = 0; l < 2; l++)
+        for (int64_t j = 0; j < u[l + 1]; j++) {
+            double s = 0;
+            for (int64_t i = 0; i < u[l]; i++)
+                s += pow(vget(f32, M.params, M.w_off[l] + i * u[l + 1] + j), 2);
+            top = fmax(top, sqrt(s));
+        }
+    CHECK(top <= 0.4 * (1 + 1e-5), "a kernel column has norm %.9g > 0.4", top);
+    CHECK(top >= 0.39, "constraint never active (max column norm %.6g)", top);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* BatchNorm statistics: with momentum 0 and lr 0, one full-batch step
+ * stores the batch mean/biased variance, and inference (moving stats)
+ * then reproduces the training-mode loss; with momentum m the update is
+ * m * moving + (1 - m) * batch. */
+static void t_bn_stats(int bn, int f32)
+{
+    const int64_t u[] = {3, 5, 4, 2};
+    model M;
+    model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, bn, 1, 70);
+    model_set_solver(&M, FNN_SOLVER_SGD);
+    M.net.bn_momentum = 0;
+    dataset D;
+    ds_init(&D, f32, 15, 3, 2, FNN_LOSS_SQUARED, 70);
+    for (int64_t i = 0; i < D.n * D.d; i++) D.X[i] = 3 * D.X[i] + 1.5; /* mean away from 0 */
+    ds_retype(&D);
+    model M9;
+    model_clone(&M9, &M);
+    M9.net.bn_momentum = 0.9;
+    int64_t *order = iota(D.n);
+    void *p0 = vdup(f32, M.params, M.net.n_params);
+    fnn_status st = train_order(&M, &D.data, NULL, order, D.n, D.n, 0.0, 1, NULL);
+    CHECK(st == FNN_OK, "status %d", st);
+    CHECK(vsame(f32, p0, M.params, M.net.n_params), "lr 0 changed the parameters");
+    const double tol = f32 ? 2e-5 : 1e-12;
+    for (int64_t j = 0; j < D.d; j++) {
+        double mu = 0, var = 0;
+        for (int64_t i = 0; i < D.n; i++) mu += D.X[i * D.d + j] / (double)D.n;
+        for (int64_t i = 0; i < D.n; i++) var += pow(D.X[i * D.d + j] - mu, 2) / (double)D.n;
+        double mm = vget(f32, M.stats, M.stat_off[0] + j),
+               mv = vget(f32, M.stats, M.stat_off[0] + D.d + j);
+        CHECK(fabs(mm - mu) <= tol * (1 + fabs(mu)) && fabs(mv - var) <= tol * (1 + var),
+              "input slot, feature %lld: moving (%.9g, %.9g) vs batch (%.9g, %.9g)",
+              (long long)j, mm, mv, mu, var);
+    }
+    /* Inference with the stored statistics == training mode on the batch. */
+    void *out = xcalloc(D.n * 2, esz(f32));
+    st = api_predict(f32, &M.net, NULL, M.params, M.stats, &D.data, 4, 0, 0, out);
+    CHECK(st == FNN_OK, "predict status %d", st);
+    double lsum = 0;
+    for (int64_t i = 0; i < D.n * 2; i++) lsum += 0.5 * pow(vget(f32, out, i) - D.Y[i], 2);
+    double infer = lsum / (double)D.n / 2, trainmode = full_loss(&M, &D.data);
+    CHECK(fabs(infer - trainmode) <= (f32 ? 1e-4 : 1e-9) * trainmode,
+          "inference loss %.12g vs training-mode loss %.12g", infer, trainmode);
+    /* Momentum 0.9: 0.9 * (mean 0, var 1) + 0.1 * batch. */
+    st = train_order(&M9, &D.data, NULL, order, D.n, D.n, 0.0, 1, NULL);
+    for (int64_t j = 0; j < D.d; j++) {
+        double mb = vget(f32, M.stats, M.stat_off[0] + j),
+               vb = vget(f32, M.stats, M.stat_off[0] + D.d + j);
+        double mm = vget(f32, M9.stats, M9.stat_off[0] + j),
+               mv = vget(f32, M9.stats, M9.stat_off[0] + D.d + j);
+        CHECK(fabs(mm - 0.1 * mb) <= tol * (1 + fabs(mb)) &&
+                  fabs(mv - (0.9 + 0.1 * vb)) <= tol * (1 + vb),
+              "momentum 0.9: (%.9g, %.9g) vs (%.9g, %.9g)", mm, mv, 0.1 * mb, 0.9 + 0.1 * vb);
+    }
+    /* Every hidden slot got statistics (variance > 0, not the initial 1). */
+    for (int s = 1; s < 3; s++) {
+        double v0 = vget(f32, M.stats, M.stat_off[s] + u[s]);
+        CHECK(v0 > 0 && v0 != 1, "slot %d variance %g not updated", s, v0);
+    }
+    free(out);
+    free(p0);
+    free(order);
+    model_free(&M);
+    model_free(&M9);
+    ds_free(&D);
+}
+
+/* BN in training: learns, including batches of one row (zero variance). */
+static void t_bn_learn(int bn, int f32)
+{
+    const int64_t u[] = {4, 10, 8, 1};
+    model M;
+    model_init(&M, f32, 3, u, FNN_ACT_RELU, FNN_LOSS_SQUARED, bn, 1, 80);
+    dataset D;
+    ds_init(&D, f32, 64, 4, 1, FNN_LOSS_SQUARED, 80);
+    check_learns(&M, &D, 30, 16, 0.01, 0.7);
+    fnn_status st = train_epochs(&M, &D.data, 1, 1, 0.001, 3);
+    CHECK(st == FNN_OK, "batch_size 1 with BN: status %d", st);
+    CHECK(vfinite(f32, M.params, M.net.n_params) && vfinite(f32, M.stats, M.net.n_stats),
+          "non-finite parameters/statistics after 1-row batches");
+    void *out = xcalloc(D.n, esz(f32));
+    st = api_predict(f32, &M.net, NULL, M.params, M.stats, &D.data, 0, 0, 0, out);
+    CHECK(st == FNN_OK && vfinite(f32, out, D.n), "predict status %d / non-finite", st);
+    free(out);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* Dropout / AlphaDropout: masks keyed by (seed, row), independent of chunking. */
+static void t_dropout(int alpha, int f32)
+{
+    const int64_t u[] = {5, 8, 6, 3};
+    const double rates[] = {0.3, 0.25, 0.1};
+    model M;
+    model_init(&M, f32, 3, u, alpha ? FNN_ACT_SELU : FNN_ACT_RELU, FNN_LOSS_LOG, FNN_BN_NONE, 0,
+               90);
+    model_set_dropout(&M, rates, alpha);
+    dataset D;
+    ds_init(&D, f32, 30, 5, 3, FNN_LOSS_LOG, 90);
+    const int64_t no = D.n * 3;
+    void *a = xcalloc(no, esz(f32)), *b = xcalloc(no, esz(f32)), *c = xcalloc(no, esz(f32));
+    void *e = xcalloc(no, esz(f32));
+    const fnn_net *n = &M.net;
+    fnn_status st = api_predict(f32, n, NULL, M.params, M.stats, &D.data, 0, 0, 1, a);
+    st |= api_predict(f32, n, NULL, M.params, M.stats, &D.data, 0, 0, 2, b);
+    CHECK(st == FNN_OK && vsame(f32, a, b, no), "dropout off must ignore the seed");
+    st = api_predict(f32, n, NULL, M.params, M.stats, &D.data, 0, 1, 5, b);
+    st |= api_predict(f32, n, NULL, M.params, M.stats, &D.data, 7, 1, 5, c);
+    st |= api_predict(f32, n, NULL, M.params, M.stats, &D.data, 0, 1, 6, e);
+    CHECK(st == FNN_OK, "status %d", st);
+    CHECK(!vsame(f32, a, b, no), "MC dropout output equals the deterministic one");
+    CHECK(vsame(f32, b, c, no), "MC dropout sample depends on chunk_rows");
+    CHECK(!vsame(f32, b, e, no), "MC dropout samples equal for different seeds");
+    CHECK(vfinite(f32, b, no), "non-finite MC sample");
+    /* Training with dropout learns (loss measured without dropout). */
+    check_learns(&M, &D, 40, 10, 0.01, 0.8);
+    /* Same seed, same start: bitwise the same training. */
+    model A, B;
+    model_init(&A, f32, 3, u, FNN_ACT_RELU, FNN_LOSS_LOG, FNN_BN_NONE, 0, 91);
+    model_set_dropout(&A, rates, alpha);
+    model_clone(&B, &A);
+    train_epochs(&A, &D.data, 2, 7, 0.01, 9);
+    train_epochs(&B, &D.data, 2, 7, 0.01, 9);
+    CHECK(vsame(f32, A.params, B.params, A.net.n_params), "training is not deterministic");
+    free(a);
+    free(b);
+    free(c);
+    free(e);
+    model_free(&M);
+    model_free(&A);
+    model_free(&B);
+    ds_free(&D);
+}
+
+/* Dense X through odd strides equals the C-contiguous matrix, bitwise:
+ * Fortran order, a column slice of a wider array, every other column,
+ * and rows reversed (negative row stride). */
+static void t_strides(int f32)
+{
+    const int64_t n = 13, d = 4, k = 2;
+    const int64_t u[] = {d, 5, k};
+    dataset D;
+    ds_init(&D, f32, n, d, k, FNN_LOSS_SQUARED, 100);
+    D.data.sample_weight = D.w;
+    model M0;
+    model_init(&M0, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_AFTER, 1, 100);
+    const int64_t np = M0.net.n_params;
+    /* reference results on the contiguous matrix */
+    void *g_ref = xcalloc(np, esz(f32)), *out_ref = xcalloc(n * k, esz(f32));
+    double l_ref;
+    api_loss_grad(f32, &M0.net, NULL, M0.params, &D.data, 0, 0, 0, &l_ref, NULL, g_ref);
+    api_predict(f32, &M0.net, NULL, M0.params, M0.stats, &D.data, 5, 0, 0, out_ref);
+    model Mref;
+    model_clone(&Mref, &M0);
+    int64_t *order = iota(n);
+    order[0] = 7;
+    order[7] = 0;
+    train_order(&Mref, &D.data, NULL, order, n, 4, 0.05, 3, NULL);
+
+    const char *names[] = {"fortran", "column_slice", "every_other_column", "reversed_rows"};
+    for (int v = 0; v < 4; v++) {
+        const int64_t W = d + 3;
+        void *buf = xcalloc(n * 2 * d + n * W, esz(f32)); /* big enough for all */
+        fnn_data dv = D.data;
+        char *base = buf;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < d; j++) {
+                int64_t at;
+                switch (v) {
+                case 0: at = i + j * n; break;
+                case 1: at = i * W + 2 + j; break;
+                case 2: at = i * 2 * d + 2 * j; break;
+                default: at = (n - 1 - i) * d + j; break;
+                }
+                vset(f32, buf, at, D.X[i * d + j]);
+            }
+        switch (v) {
+        case 0: dv.row_stride = 1; dv.col_stride = n; dv.x = buf; break;
+        case 1: dv.row_stride = W; dv.col_stride = 1; dv.x = base + 2 * esz(f32); break;
+        case 2: dv.row_stride = 2 * d; dv.col_stride = 2; dv.x = buf; break;
+        default: dv.row_stride = -d; dv.col_stride = 1; dv.x = base + (n - 1) * d * esz(f32);
+        }
+        void *g = xcalloc(np, esz(f32)), *out = xcalloc(n * k, esz(f32));
+        double l;
+        fnn_status st = api_loss_grad(f32, &M0.net, NULL, M0.params, &dv, 0, 0, 0, &l, NULL, g);
+        st |= api_predict(f32, &M0.net, NULL, M0.params, M0.stats, &dv, 5, 0, 0, out);
+        model M;
+        model_clone(&M, &M0);
+        st |= train_order(&M, &dv, NULL, order, n, 4, 0.05, 3, NULL);
+        CHECK(st == FNN_OK, "%s: status %d", names[v], st);
+        CHECK(l == l_ref && vsame(f32, g, g_ref, np), "%s: loss/gradient differ", names[v]);
+        CHECK(vsame(f32, out, out_ref, n * k), "%s: predictions differ", names[v]);
+        CHECK(vsame(f32, M.params, Mref.params, np) &&
+                  vsame(f32, M.stats, Mref.stats, M.net.n_stats),
+              "%s: trained parameters differ", names[v]);
+        model_free(&M);
+        free(g);
+        free(out);
+        free(buf);
+    }
+    free(g_ref);
+    free(out_ref);
+    free(order);
+    model_free(&M0);
+    model_free(&Mref);
+    ds_free(&D);
+}
+
+/* CSR X (int32 and int64 indices, an empty row, unsorted indices) equals
+ * the dense matrix, bitwise. */
+static void t_csr(int idx64, int f32)
+{
+    const int64_t n = 17, d = 6, k = 3;
+    const int64_t u[] = {d, 7, k};
+    dataset D;
+    ds_init(&D, f32, n, d, k, FNN_LOSS_LOG, 110);
+    ds_sparsify(&D, 0.6, 110);
+    csr_t C = {NULL, NULL, NULL, 0};
+    csr_build(&C, f32, D.X, n, d, idx64);
+    fnn_data ds = csr_view(&D.data, &C);
+    model A;
+    model_init(&A, f32, 2, u, FNN_ACT_LEAKY_RELU, FNN_LOSS_LOG, FNN_BN_NONE, 0, 110);
+    const double rates[] = {0.2, 0.1};
+    model_set_dropout(&A, rates, 0);
+    const int64_t np = A.net.n_params;
+    void *g1 = xcalloc(np, esz(f32)), *g2 = xcalloc(np, esz(f32));
+    void *o1 = xcalloc(n * k, esz(f32)), *o2 = xcalloc(n * k, esz(f32));
+    double l1, l2;
+    fnn_status st = api_loss_grad(f32, &A.net, NULL, A.params, &D.data, 5, 1, 4, &l1, NULL, g1);
+    st |= api_loss_grad(f32, &A.net, NULL, A.params, &ds, 5, 1, 4, &l2, NULL, g2);
+    CHECK(st == FNN_OK && l1 == l2 && vsame(f32, g1, g2, np), "loss_grad differs (%.9g %.9g)",
+          l1, l2);
+    st = api_predict(f32, &A.net, NULL, A.params, A.stats, &D.data, 4, 1, 8, o1);
+    st |= api_predict(f32, &A.net, NULL, A.params, A.stats, &ds, 4, 1, 8, o2);
+    CHECK(st == FNN_OK && vsame(f32, o1, o2, n * k), "predictions differ");
+    model B;
+    model_clone(&B, &A);
+    st = train_epochs(&A, &D.data, 3, 4, 0.01, 5);
+    st |= train_epochs(&B, &ds, 3, 4, 0.01, 5);
+    CHECK(st == FNN_OK && vsame(f32, A.params, B.params, np), "training differs");
+    free(g1);
+    free(g2);
+    free(o1);
+    free(o2);
+    csr_free(&C);
+    model_free(&A);
+    model_free(&B);
+    ds_free(&D);
+}
+
+/* Sample weights: all-ones == none; weight 2 == a duplicated row; scaling
+ * all weights changes nothing (without penalty); zero-weight batches are
+ * skipped without an update. */
+static void t_sample_weight(int f32)
+{
+    const int64_t n = 9, d = 3, k = 2;
+    const int64_t u[] = {d, 5, k};
+    model M;
+    model_init(&M, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_BINARY_LOG, FNN_BN_NONE, 0, 120);
+    const int64_t np = M.net.n_params;
+    dataset D;
+    ds_init(&D, f32, n, d, k, FNN_LOSS_BINARY_LOG, 120);
+    void *g1 = xcalloc(np, esz(f32)), *g2 = xcalloc(np, esz(f32));
+    double l1, l2, o1, o2;
+    const double tol = f32 ? 2e-6 : 1e-13;
+    /* ones */
+    double *ones = xcalloc(n, sizeof(double));
+    for (int64_t i = 0; i < n; i++) ones[i] = 1;
+    void *w1 = vtyped(f32, ones, n);
+    fnn_data dw = D.data;
+    dw.sample_weight = w1;
+    api_loss_grad(f32, &M.net, NULL, M.params, &D.data, 0, 0, 0, &l1, &o1, g1);
+    api_loss_grad(f32, &M.net, NULL, M.params, &dw, 0, 0, 0, &l2, &o2, g2);
+    CHECK(fabs(l1 - l2) <= tol * l1 && vmaxdiff(f32, g1, g2, np) <= tol * vmaxabs(f32, g1, np),
+          "unit weights differ from no weights");
+    /* weight 2 on row 3 == row 3 duplicated */
+    dataset E;
+    ds_init(&E, f32, n + 1, d, k, FNN_LOSS_BINARY_LOG, 120);
+    for (int64_t i = 0; i < n + 1; i++) {
+        int64_t src = i < n ? i : 3;
+        memcpy(E.X + i * d, D.X + src * d, (size_t)d * sizeof(double));
+        memcpy(E.Y + i * k, D.Y + src * k, (size_t)k * sizeof(double));
+    }
+    ds_retype(&E);
+    ones[3] = 2;
+    void *w2 = vtyped(f32, ones, n);
+    dw.sample_weight = w2;
+    M.net.alpha = 0.2; /* the penalty scales by the weight sum == row count */
+    api_loss_grad(f32, &M.net, NULL, M.params, &dw, 0, 0, 0, &l1, &o1, g1);
+    api_loss_grad(f32, &M.net, NULL, M.params, &E.data, 0, 0, 0, &l2, &o2, g2);
+    CHECK(fabs(o1 - o2) <= tol * fabs(o1) &&
+              vmaxdiff(f32, g1, g2, np) <= tol * vmaxabs(f32, g1, np),
+          "weight 2 != duplicated row: objective %.12g vs %.12g", o1, o2);
+    /* scale invariance without penalty */
+    M.net.alpha = 0;
+    double *w3d = xcalloc(n, sizeof(double));
+    for (int64_t i = 0; i < n; i++) w3d[i] = 3 * D.W[i];
+    void *w3 = vtyped(f32, w3d, n);
+    dw.sample_weight = D.w;
+    api_loss_grad(f32, &M.net, NULL, M.params, &dw, 0, 0, 0, &l1, &o1, g1);
+    dw.sample_weight = w3;
+    api_loss_grad(f32, &M.net, NULL, M.params, &dw, 0, 0, 0, &l2, &o2, g2);
+    CHECK(fabs(o1 - o2) <= 10 * tol * fabs(o1) &&
+              vmaxdiff(f32, g1, g2, np) <= 10 * tol * vmaxabs(f32, g1, np),
+          "weights x3 changed the objective: %.12g vs %.12g", o1, o2);
+    /* zero weights: only rows 1 and 4 count; batch_size 1 -> 2 updates */
+    for (int64_t i = 0; i < n; i++) w3d[i] = i == 1 || i == 4 ? 1.5 : 0;
+    void *w0 = vtyped(f32, w3d, n);
+    dw.sample_weight = w0;
+    int64_t *order = iota(n);
+    fnn_epoch_report rep;
+    fnn_status st = train_order(&M, &dw, NULL, order, n, 1, 0.01, 1, &rep);
+    CHECK(st == FNN_OK && rep.n_steps == 2 && M.opt.t == 2,
+          "zero-weight batches: status %d, n_steps %lld, t %lld", st, (long long)rep.n_steps,
+          (long long)M.opt.t);
+    /* and weighted training still learns */
+    dw.sample_weight = D.w;
+    dataset F;
+    ds_init(&F, f32, 60, d, k, FNN_LOSS_BINARY_LOG, 121);
+    F.data.sample_weight = F.w;
+    check_learns(&M, &F, 30, 10, 0.02, 0.8);
+    free(ones);
+    free(w1);
+    free(w2);
+    free(w3);
+    free(w3d);
+    free(w0);
+    free(g1);
+    free(g2);
+    free(order);
+    model_free(&M);
+    ds_free(&D);
+    ds_free(&E);
+    ds_free(&F);
+}
+
+/* Batch sizes 1, partial, equal to and larger than n; n_order 0; a subset. */
+static void t_batch_sizes(int f32)
+{
+    const int64_t n = 10, u[] = {3, 4, 2};
+    dataset D;
+    ds_init(&D, f32, n, 3, 2, FNN_LOSS_SQUARED, 130);
+    model M0;
+    model_init(&M0, f32, 2, u, FNN_ACT_SWISH, FNN_LOSS_SQUARED, FNN_BN_BEFORE, 0, 130);
+    const int64_t np = M0.net.n_params;
+    int64_t *order = iota(n);
+    const int64_t bss[] = {1, 4, 10, 25};
+    const int64_t steps[] = {10, 3, 1, 1};
+    model full;
+    for (int b = 0; b < 4; b++) {
+        model M;
+        model_clone(&M, &M0);
+        fnn_epoch_report rep;
+        fnn_status st = train_order(&M, &D.data, NULL, order, n, bss[b], 0.01, 1, &rep);
+        CHECK(st == FNN_OK && rep.n_steps == steps[b] && M.opt.t == steps[b],
+              "batch %lld: status %d, n_steps %lld", (long long)bss[b], st,
+              (long long)rep.n_steps);
+        CHECK(rep.loss_sum > 0 && isfinite(rep.loss_sum), "batch %lld: loss_sum %g",
+              (long long)bss[b], rep.loss_sum);
+        CHECK(!vsame(f32, M.params, M0.params, np), "batch %lld: no update", (long long)bss[b]);
+        if (bss[b] == n)
+            model_clone(&full, &M);
+        if (bss[b] > n)
+            CHECK(vsame(f32, M.params, full.params, np) &&
+                      vsame(f32, M.stats, full.stats, M.net.n_stats),
+                  "batch_size > n differs from batch_size == n");
+        model_free(&M);
+    }
+    /* n_order 0: nothing happens */
+    model M;
+    model_clone(&M, &M0);
+    fnn_epoch_report rep;
+    fnn_status st = train_order(&M, &D.data, NULL, order, 0, 4, 0.01, 1, &rep);
+    CHECK(st == FNN_OK && rep.n_steps == 0 && rep.loss_sum == 0 && M.opt.t == 0,
+          "n_order 0: status %d, n_steps %lld", st, (long long)rep.n_steps);
+    CHECK(vsame(f32, M.params, M0.params, np) && vsame(f32, M.stats, M0.stats, M.net.n_stats),
+          "n_order 0 changed the model");
+    /* a subset of 5 rows (with a repeat), batch 2 -> 3 steps */
+    const int64_t sub[] = {9, 2, 2, 5, 0};
+    st = train_order(&M, &D.data, NULL, sub, 5, 2, 0.01, 1, &rep);
+    CHECK(st == FNN_OK && rep.n_steps == 3, "subset: status %d, n_steps %lld", st,
+          (long long)rep.n_steps);
+    model_free(&M);
+    model_free(&full);
+    model_free(&M0);
+    free(order);
+    ds_free(&D);
+}
+
+/* Widths of one everywhere. */
+static void t_width_one(int f32)
+{
+    const int64_t u[] = {1, 1, 1, 1};
+    model M;
+    model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_AFTER, 1, 140);
+    dataset D;
+    ds_init(&D, f32, 32, 1, 1, FNN_LOSS_SQUARED, 140);
+    check_learns(&M, &D, 40, 8, 0.02, 0.8);
+    const int64_t ub[] = {1, 1, 2};
+    model B;
+    model_init(&B, f32, 2, ub, FNN_ACT_RELU, FNN_LOSS_LOG, FNN_BN_BEFORE, 0, 141);
+    dataset E;
+    ds_init(&E, f32, 16, 1, 2, FNN_LOSS_LOG, 141);
+    fnn_status st = train_epochs(&B, &E.data, 3, 1, 0.01, 1);
+    void *out = xcalloc(16 * 2, esz(f32));
+    st |= api_predict(f32, &B.net, NULL, B.params, B.stats, &E.data, 1, 0, 0, out);
+    CHECK(st == FNN_OK && vfinite(f32, out, 32), "width-1 softmax net: status %d", st);
+    free(out);
+    model_free(&M);
+    model_free(&B);
+    ds_free(&D);
+    ds_free(&E);
+}
+
+/* Non-finite data: FNN_ERR_NONFINITE and the failing step is not applied
+ * (parameters, statistics, optimizer state unchanged from the last good step). */
+static void t_nonfinite(int f32, int bn_input, int nan_in_y)
+{
+    const int64_t n = 8, u[] = {3, 5, 2};
+    dataset D;
+    ds_init(&D, f32, n, 3, 2, FNN_LOSS_SQUARED, 150);
+    if (nan_in_y)
+        D.Y[5 * 2 + 1] = NAN;
+    else
+        D.X[5 * 3 + 1] = INFINITY;
+    ds_retype(&D);
+    model M0;
+    model_init(&M0, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, bn_input, 150);
+    const int64_t np = M0.net.n_params, ns = M0.net.n_stats;
+    /* (a) the bad row first */
+    model M;
+    model_clone(&M, &M0);
+    const int64_t bad_first[] = {5, 0, 1, 2};
+    fnn_epoch_report rep;
+    fnn_status st = train_order(&M, &D.data, NULL, bad_first, 4, 1, 0.1, 1, &rep);
+    CHECK(st == FNN_ERR_NONFINITE, "bad row first: status %d", st);
+    CHECK(rep.n_steps == 0 && M.opt.t == 0, "n_steps %lld, t %lld", (long long)rep.n_steps,
+          (long long)M.opt.t);
+    CHECK(vsame(f32, M.params, M0.params, np) && vsame(f32, M.stats, M0.stats, ns) &&
+              vsame(f32, M.m, M0.m, np) && vsame(f32, M.v, M0.v, np),
+          "the non-finite step was applied");
+    model_free(&M);
+    /* (b) after three good steps: equal to training on those three only */
+    model_clone(&M, &M0);
+    model R;
+    model_clone(&R, &M0);
+    const int64_t mid[] = {0, 1, 2, 5, 3, 4};
+    st = train_order(&M, &D.data, NULL, mid, 6, 1, 0.1, 1, &rep);
+    fnn_status st_ref = train_order(&R, &D.data, NULL, mid, 3, 1, 0.1, 1, NULL);
+    CHECK(st == FNN_ERR_NONFINITE && st_ref == FNN_OK, "mid-epoch: status %d (ref %d)", st,
+          st_ref);
+    CHECK(rep.n_steps == 3 && M.opt.t == 3, "mid-epoch: n_steps %lld, t %lld",
+          (long long)rep.n_steps, (long long)M.opt.t);
+    CHECK(vsame(f32, M.params, R.params, np) && vsame(f32, M.stats, R.stats, ns) &&
+              vsame(f32, M.m, R.m, np) && vsame(f32, M.v, R.v, np),
+          "mid-epoch: state differs from the last good step");
+    model_free(&M);
+    model_free(&R);
+    /* (c) whole batch */
+    model_clone(&M, &M0);
+    int64_t *order = iota(n);
+    st = train_order(&M, &D.data, NULL, order, n, n, 0.1, 1, &rep);
+    CHECK(st == FNN_ERR_NONFINITE && rep.n_steps == 0 && vsame(f32, M.params, M0.params, np),
+          "whole batch: status %d, n_steps %lld", st, (long long)rep.n_steps);
+    free(order);
+    model_free(&M);
+    model_free(&M0);
+    ds_free(&D);
+}
+
+/* Prediction does not depend on chunk_rows (bitwise); the full-batch
+ * gradient barely does (summation order). */
+static void t_chunks(int f32)
+{
+    const int64_t n = 23, u[] = {4, 6, 5, 3};
+    dataset D;
+    ds_init(&D, f32, n, 4, 3, FNN_LOSS_LOG, 160);
+    model M;
+    model_init(&M, f32, 3, u, FNN_ACT_ELU, FNN_LOSS_LOG, FNN_BN_AFTER, 1, 160);
+    /* give the moving statistics non-trivial values */
+    train_epochs(&M, &D.data, 2, 5, 0.01, 1);
+    const int64_t chunks[] = {0, 1, 3, 23, 100};
+    void *ref = xcalloc(n * 3, esz(f32)), *out = xcalloc(n * 3, esz(f32));
+    fnn_status st = api_predict(f32, &M.net, NULL, M.params, M.stats, &D.data, 0, 0, 0, ref);
+    for (int c = 1; c < 5; c++) {
+        st |= api_predict(f32, &M.net, NULL, M.params, M.stats, &D.data, chunks[c], 0, 0, out);
+        CHECK(vsame(f32, ref, out, n * 3), "chunk_rows %lld changes predictions",
+              (long long)chunks[c]);
+    }
+    CHECK(st == FNN_OK, "status %d", st);
+    model_free(&M);
+    /* without BN, loss_grad chunks the rows */
+    model P;
+    model_init(&P, f32, 3, u, FNN_ACT_ELU, FNN_LOSS_LOG, FNN_BN_NONE, 0, 161);
+    const int64_t np = P.net.n_params;
+    void *g0 = xcalloc(np, esz(f32)), *g = xcalloc(np, esz(f32));
+    double l0, l;
+    st = api_loss_grad(f32, &P.net, NULL, P.params, &D.data, 0, 0, 0, &l0, NULL, g0);
+    for (int c = 1; c < 5; c++) {
+        st |= api_loss_grad(f32, &P.net, NULL, P.params, &D.data, chunks[c], 0, 0, &l, NULL, g);
+        double tol = f32 ? 1e-5 : 1e-13;
+        CHECK(fabs(l - l0) <= tol * l0 && vmaxdiff(f32, g, g0, np) <= tol * vmaxabs(f32, g0, np),
+              "chunk_rows %lld: loss %.12g vs %.12g", (long long)chunks[c], l, l0);
+    }
+    CHECK(st == FNN_OK, "status %d", st);
+    free(ref);
+    free(out);
+    free(g0);
+    free(g);
+    model_free(&P);
+    ds_free(&D);
+}
+
+/* n_threads 2 == n_threads 1 bitwise; a BLAS (the reference gemm here)
+ * gives the plain-C loops' results up to rounding.  The OpenMP loops and the
+ * column-split GEMMs only run above the core's thresholds (FNN_OMP_MIN_WORK,
+ * FNN_SPLIT_GEMM): .ci/sanitize lowers them (FASTNN_CTEST_SMALL_THRESHOLDS)
+ * so that these shapes take the parallel paths. */
+static void t_threads(int f32)
+{
+    const int64_t n = 512, u[] = {32, 128, 72, 3};
+    const double rates[] = {0.1, 0.1, 0};
+    dataset D;
+    ds_init(&D, f32, n, 32, 3, FNN_LOSS_LOG, 170);
+    D.data.sample_weight = D.w;
+    model A;
+    model_init(&A, f32, 3, u, FNN_ACT_SWISH, FNN_LOSS_LOG, FNN_BN_AFTER, 1, 170);
+    model_set_dropout(&A, rates, 0);
+    A.net.alpha = 1e-3;
+    A.net.clip = FNN_CLIP_GLOBAL_NORM;
+    A.net.clip_value = 1.0;
+    model B;
+    model_clone(&B, &A);
+    B.net.n_threads = 2;
+    const int64_t np = A.net.n_params, no = n * 3;
+    int64_t *order = iota(n);
+    fnn_status st = FNN_OK;
+    for (int e = 0; e < 2; e++) {
+        st |= train_order(&A, &D.data, NULL, order, n, n, 0.01, 1 + (uint64_t)e, NULL);
+        st |= train_order(&B, &D.data, NULL, order, n, n, 0.01, 1 + (uint64_t)e, NULL);
+    }
+    CHECK(st == FNN_OK, "train status %d", st);
+    CHECK(vsame(f32, A.params, B.params, np) && vsame(f32, A.stats, B.stats, A.net.n_stats),
+          "n_threads 2 trains differently (max diff %.3g)", vmaxdiff(f32, A.params, B.params, np));
+    void *ga = xcalloc(np, esz(f32)), *gb = xcalloc(np, esz(f32));
+    void *oa = xcalloc(no, esz(f32)), *ob = xcalloc(no, esz(f32));
+    double la, lb;
+    st = api_loss_grad(f32, &A.net, NULL, A.params, &D.data, 0, 1, 3, &la, NULL, ga);
+    st |= api_loss_grad(f32, &B.net, NULL, B.params, &D.data, 0, 1, 3, &lb, NULL, gb);
+    CHECK(st == FNN_OK && la == lb && vsame(f32, ga, gb, np), "n_threads 2: loss_grad differs");
+    st = api_predict(f32, &A.net, NULL, A.params, A.stats, &D.data, 0, 1, 3, oa);
+    st |= api_predict(f32, &B.net, NULL, B.params, B.stats, &D.data, 0, 1, 3, ob);
+    CHECK(st == FNN_OK && vsame(f32, oa, ob, no), "n_threads 2: predictions differ");
+
+    /* reference BLAS, two threads: column blocks of the large products */
+    fnn_blas blas = {ref_sgemm, ref_dgemm, 2};
+    double tol = f32 ? 1e-4 : 1e-10;
+    st = api_loss_grad(f32, &B.net, &blas, B.params, &D.data, 0, 1, 3, &lb, NULL, gb);
+    CHECK(st == FNN_OK && fabs(la - lb) <= tol * la, "BLAS loss %.12g vs %.12g", lb, la);
+    CHECK(vmaxdiff(f32, ga, gb, np) <= tol * vmaxabs(f32, ga, np), "BLAS gradient differs by %.3g",
+          vmaxdiff(f32, ga, gb, np));
+    st = api_predict(f32, &B.net, &blas, B.params, B.stats, &D.data, 100, 1, 3, ob);
+    CHECK(st == FNN_OK && vmaxdiff(f32, oa, ob, no) <= tol, "BLAS predictions differ by %.3g",
+          vmaxdiff(f32, oa, ob, no));
+    free(ga);
+    free(gb);
+    free(oa);
+    free(ob);
+    free(order);
+    model_free(&A);
+    model_free(&B);
+    ds_free(&D);
+}
+
+int main(void)
+{
+    printf("fastnn C-level tests: OpenMP %s (max threads %d)\n",
+           fnn_has_openmp() ? "on" : "off", fnn_max_threads());
+    for (int f32 = 0; f32 < 2; f32++) {
+        chk_begin("bad_arguments[%s]", dt(f32));
+        t_badargs(f32);
+        chk_end();
+    }
+    for (size_t i = 0; i < sizeof GC_CASES / sizeof GC_CASES[0]; i++) {
+        chk_begin("gradient_check_f64[%s]", GC_CASES[i].name);
+        t_gradcheck(&GC_CASES[i]);
+        chk_end();
+    }
+    chk_begin("gradient_f32_vs_f64[tanh,bn_after]");
+    t_grad_f32_vs_f64(FNN_BN_AFTER, FNN_LOSS_SQUARED, FNN_ACT_TANH);
+    chk_end();
+    chk_begin("gradient_f32_vs_f64[relu,softmax]");
+    t_grad_f32_vs_f64(FNN_BN_NONE, FNN_LOSS_LOG, FNN_ACT_RELU);
+    chk_end();
+    for (int p = 0; p < 3; p++) {
+        static const char *pn[] = {"l2", "l1", "elasticnet"};
+        chk_begin("penalty_value[%s]", pn[p]);
+        t_penalty_value(p);
+        chk_end();
+    }
+    for (int f32 = 0; f32 < 2; f32++) {
+        for (int a = 0; a <= FNN_ACT_SWISH; a++) {
+            chk_begin("learns_activation[%s,%s]", ACT_NAME[a], dt(f32));
+            t_learn_activation(a, f32);
+            chk_end();
+        }
+        for (int l = 0; l < 4; l++) {
+            chk_begin("learns_loss[%s,%s]", LOSS_NAME[l], dt(f32));
+            t_learn_loss(l, f32);
+            chk_end();
+        }
+        for (int s = 0; s < 6; s++)
+            for (int nes = 0; nes <= (s == FNN_SOLVER_SGD); nes++) {
+                chk_begin("learns_solver[%s%s,%s]", SOLVER_NAME[s], nes ? "_nesterov" : "",
+                          dt(f32));
+                t_learn_solver(s, nes, f32);
+                chk_end();
+                chk_begin("solver_update_rule[%s%s,%s]", SOLVER_NAME[s], nes ? "_nesterov" : "",
+                          dt(f32));
+                t_solver_rule(s, nes, f32);
+                chk_end();
+            }
+        static const int bns[][2] = {{FNN_BN_NONE, 0}, {FNN_BN_BEFORE, 0}, {FNN_BN_AFTER, 1}};
+        static const char *bnn[] = {"no_bn", "bn_before", "bn_after+input"};
+        for (int b = 0; b < 3; b++) {
+            chk_begin("step_equals_loss_grad[%s,%s]", bnn[b], dt(f32));
+            t_step_matches_loss_grad(bns[b][0], bns[b][1], f32);
+            chk_end();
+        }
+        for (int c = 1; c < 4; c++) {
+            chk_begin("clip[%s,%s]", CLIP_NAME[c], dt(f32));
+            t_clip(c, f32);
+            chk_end();
+        }
+        chk_begin("max_norm[%s]", dt(f32));
+        t_max_norm(f32);
+        chk_end();
+        for (int b = 1; b <= 2; b++) {
+            chk_begin("bn_statistics[%s+input,%s]", b == 1 ? "before" : "after", dt(f32));
+            t_bn_stats(b, f32);
+            chk_end();
+            chk_begin("bn_learns[%s+input,%s]", b == 1 ? "before" : "after", dt(f32));
+            t_bn_learn(b, f32);
+            chk_end();
+        }
+        for (int a = 0; a < 2; a++) {
+            chk_begin("%s[%s]", a ? "alpha_dropout" : "dropout", dt(f32));
+            t_dropout(a, f32);
+            chk_end();
+        }
+        chk_begin("dense_strides[%s]", dt(f32));
+        t_strides(f32);
+        chk_end();
+        for (int i64 = 0; i64 < 2; i64++) {
+            chk_begin("csr[%s,%s]", i64 ? "int64" : "int32", dt(f32));
+            t_csr(i64, f32);
+            chk_end();
+        }
+        chk_begin("sample_weight[%s]", dt(f32));
+        t_sample_weight(f32);
+        chk_end();
+        chk_begin("batch_sizes[%s]", dt(f32));
+        t_batch_sizes(f32);
+        chk_end();
+        chk_begin("width_one[%s]", dt(f32));
+        t_width_one(f32);
+        chk_end();
+        for (int v = 0; v < 3; v++) {
+            static const char *nfn[] = {"inf_in_X", "inf_in_X+bn_input", "nan_in_y"};
+            chk_begin("nonfinite[%s,%s]", nfn[v], dt(f32));
+            t_nonfinite(f32, v == 1, v == 2);
+            chk_end();
+        }
+        chk_begin("chunk_rows[%s]", dt(f32));
+        t_chunks(f32);
+        chk_end();
+        chk_begin("threads_and_blas[%s]", dt(f32));
+        t_threads(f32);
+        chk_end();
+    }
+    return chk_summary();
+}
