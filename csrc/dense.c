@@ -8,9 +8,12 @@
 
 #include "internal.h"
 
-/* Below this many multiply-adds a BLAS call costs more than the product
- * itself (call overhead, packing); measured on the tiny (8-unit) networks. */
-#define FNN_SMALL_GEMM 4096
+/* When n * k (the size of op(B), e.g. a Dense kernel) is at most this, a
+ * BLAS call costs more than the product itself (call overhead, packing);
+ * measured on the tiny (8-unit) networks.  Deciding on n * k alone, never on
+ * the row count m, keeps each row's result independent of how many rows
+ * are computed with it. */
+#define FNN_SMALL_GEMM_NK 256
 /* Above this many multiply-adds a product is split into column blocks run
  * in parallel, each a single-threaded BLAS call (BLAS is held at one thread
  * while the core runs, so there is one thread pool: OpenMP's).  Smaller
@@ -54,7 +57,7 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
 {
     if (m <= 0 || n <= 0)
         return;
-    if (k <= 0 || m * n * k <= FNN_SMALL_GEMM || blas == NULL || blas->GEMM == NULL) {
+    if (k <= 0 || n * k <= FNN_SMALL_GEMM_NK || blas == NULL || blas->GEMM == NULL) {
         FN(small_gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }

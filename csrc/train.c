@@ -493,26 +493,54 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
 {
     if (!fnn_check_net(net) || !fnn_check_data(net, data) || out == NULL)
         return FNN_ERR_BADARG;
-    const int L = net->n_layers, nt = net->n_threads;
-    const int64_t n = data->n_rows, n_out = net->units[L];
+    const int L = net->n_layers;
+    const int64_t n = data->n_rows, n_in = net->units[0], n_out = net->units[L];
     if (n == 0)
         return FNN_OK;
-    int64_t chunk = chunk_rows < 1 || chunk_rows > n ? n : chunk_rows;
-    fnn_allocs al;
-    FN(fnn_ws) w;
-    if (!FN(ws_init)(&w, &al, net, chunk, dropout_on, 0)) {
-        fnn_free_all(&al);
-        return FNN_ERR_NOMEM;
+    const int64_t chunk = chunk_rows < 1 || chunk_rows > n ? n : chunk_rows;
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    /* Rows are independent: each thread pushes whole chunks through the
+     * network on its own workspace, with no barrier until the end.  Chunk
+     * boundaries do not depend on the thread count, nor does any result. */
+    const int n_ws = (int)(n_chunks < net->n_threads ? n_chunks : net->n_threads);
+    fnn_allocs *al = calloc((size_t)n_ws, sizeof(fnn_allocs));
+    FN(fnn_ws) *ws = calloc((size_t)n_ws, sizeof(FN(fnn_ws)));
+    int ok = al != NULL && ws != NULL;
+    for (int t = 0; ok && t < n_ws; t++)
+        ok = FN(ws_init)(&ws[t], &al[t], net, chunk, dropout_on, 0);
+    if (ok) {
+        /* Inside a chunk everything runs on its thread alone. */
+        fnn_blas inner = blas != NULL ? *blas : (fnn_blas){NULL, NULL, 1};
+        inner.n_threads = 1;
+        /* Contiguous dense input is read in place instead of gathered. */
+        const int direct = data->csr_indptr == NULL && data->col_stride == 1 &&
+                           data->row_stride == n_in;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(n_ws) schedule(static) if (n_ws > 1)
+#endif
+        for (int64_t c = 0; c < n_chunks; c++) {
+#ifdef _OPENMP
+            FN(fnn_ws) *w = &ws[omp_get_thread_num()];
+#else
+            FN(fnn_ws) *w = &ws[0];
+#endif
+            const int64_t start = c * chunk, rows = start + chunk <= n ? chunk : n - start;
+            REAL *own_xin = w->xin;
+            if (direct) {
+                w->xin = (REAL *)data->x + start * n_in;
+            } else {
+                for (int64_t i = 0; i < rows; i++) w->idx[i] = start + i;
+                FN(fnn_gather_x)(w->xin, data, w->idx, rows, 1);
+            }
+            FN(forward)(net, &inner, params, stats, w, rows, 0, dropout_on, seed, 0, start, 1);
+            memcpy(out + start * n_out, w->h[L], (size_t)(rows * n_out) * sizeof(REAL));
+            w->xin = own_xin;
+        }
     }
-    for (int64_t start = 0; start < n; start += chunk) {
-        const int64_t rows = start + chunk <= n ? chunk : n - start;
-        for (int64_t i = 0; i < rows; i++) w.idx[i] = start + i;
-        FN(fnn_gather_x)(w.xin, data, w.idx, rows, nt);
-        FN(forward)(net, blas, params, stats, &w, rows, 0, dropout_on, seed, 0, start, nt);
-        memcpy(out + start * n_out, w.h[L], (size_t)(rows * n_out) * sizeof(REAL));
-    }
-    fnn_free_all(&al);
-    return FNN_OK;
+    for (int t = 0; al != NULL && t < n_ws; t++) fnn_free_all(&al[t]);
+    free(al);
+    free(ws);
+    return ok ? FNN_OK : FNN_ERR_NOMEM;
 }
 
 #endif
