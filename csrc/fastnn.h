@@ -221,6 +221,16 @@ fnn_status fnn_predict_f64(const fnn_net *net, const fnn_blas *blas, const doubl
                            const double *stats, const fnn_data *data, int64_t chunk_rows,
                            int32_t dropout_on, uint64_t seed, double *out);
 
+/* Global thread-count controls of a BLAS library (OpenBLAS or MKL). */
+typedef struct {
+    int (*get)(void);
+    void (*set)(int);
+} fnn_blas_threads;
+
+/* Find the controls of the library that defines blas_function (e.g. the
+ * sgemm handed to the core); returns 1 when found. */
+int fnn_find_blas_thread_control(void *blas_function, fnn_blas_threads *out);
+
 /* 1 when the core was built with OpenMP. */
 int fnn_has_openmp(void);
 /* Threads an OpenMP region would use now (omp_get_max_threads(): follows

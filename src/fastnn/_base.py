@@ -23,7 +23,8 @@ from . import _core
 from ._threads import blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, resolve_initializer
 from ._network import Layout
-from ._progress import EpochProgress, GradientMonitor, epoch_chunks, epoch_line
+from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
+                        epoch_line)
 from .schedules import SCHEDULE_NAMES, make_schedule
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu",
@@ -55,6 +56,27 @@ def _loss_value(loss, y, p, sample_weight=None):
     else:
         per = xlogy(y, p)
     return -np.average(per, weights=sample_weight, axis=0).sum()
+
+
+def _cast_finite(a, dtype, name):
+    """`a` as `dtype`; a ValueError when finite values overflow the narrower
+    type (a float32 model fed float64 data beyond float32's range)."""
+    if a.dtype == dtype:
+        return a
+    out = a.astype(dtype)
+    if np.issubdtype(dtype, np.floating) and not np.isfinite(out).all() \
+            and np.isfinite(a).all():
+        raise ValueError(f"{name} has values beyond the range of this model's {dtype} "
+                         "(it was fitted on float32 data); scale the data or fit on "
+                         "float64.")
+    return out
+
+
+def _check_mc_samples(mc_samples):
+    if isinstance(mc_samples, (bool, np.bool_)) or not isinstance(mc_samples, Integral) \
+            or mc_samples < 0:
+        raise ValueError(f"mc_samples must be a non-negative integer, got {mc_samples!r}.")
+    return int(mc_samples)
 
 
 class BaseMultilayerPerceptron(BaseEstimator):
@@ -331,6 +353,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             X = X.tocsr()
             if X.dtype != dtype:
                 X = X.astype(dtype)
+                _cast_finite(X.data, dtype, "X")
             if X.indices.dtype != X.indptr.dtype:
                 idx = np.result_type(X.indices.dtype, X.indptr.dtype)
                 X.indices = X.indices.astype(idx)
@@ -341,7 +364,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             return X  # its structure is checked by _core before C sees it
         X = np.asarray(X)
         if X.dtype != dtype:
-            X = X.astype(dtype)
+            X = _cast_finite(X, dtype, "X")
         return X
 
     # ------------------------------------------------------------------
@@ -357,8 +380,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-            if not sample_weight.sum() > 0:
-                raise ValueError("sample_weight must have a positive sum.")
+            total = float(np.sum(sample_weight, dtype=np.float64))
+            if not (np.isfinite(total) and total > np.finfo(X.dtype).tiny):
+                raise ValueError(f"sample_weight must have a positive, finite sum "
+                                 f"representable in {X.dtype} (got {total}).")
         if y.ndim == 1:
             y = y.reshape((-1, 1))
         self.n_outputs_ = y.shape[1]
@@ -368,9 +393,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self._initialize(y, layer_units, X.dtype, hidden_acts)
         dtype = self._model_dtype()
         X = self._as_core_X(X, dtype)
-        y = np.ascontiguousarray(y, dtype=dtype)
+        y = np.ascontiguousarray(_cast_finite(y, dtype, "y"))
         if sample_weight is not None:
-            sample_weight = np.ascontiguousarray(sample_weight, dtype=dtype)
+            sample_weight = np.ascontiguousarray(_cast_finite(sample_weight, dtype,
+                                                              "sample_weight"))
         layout = self._layout()
         net = layout.network(dtype, **self._network_config(hidden_acts))
         params, stats = self._pack(layout, dtype)
@@ -386,9 +412,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
         grad = np.empty_like(params)
         losses = []
 
+        start = params.copy()
+
         def fun(x):
             params[...] = x
             loss, objective = _core.loss_grad(net, params, X, y, sample_weight, grad)
+            if not (np.isfinite(objective) and np.isfinite(grad).all()):
+                return np.inf, np.zeros_like(x)  # the line search backs off
             losses.append(loss)
             return objective, grad.astype(np.float64)
 
@@ -402,6 +432,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
                          "iprint": iprint})
         self.n_iter_ = int(res.nit)
+        if not np.isfinite(res.fun):
+            self._unpack(layout, start, stats)
+            raise DivergenceError(
+                "lbfgs could not evaluate a finite loss (the loss or its gradient is NaN or "
+                "infinite from the starting point); the model keeps its starting weights. "
+                "Scale the inputs and targets (e.g. StandardScaler).")
         if res.status != 0:
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
                           f"(status={res.status}): {res.message}. Increase the number of "
@@ -480,6 +516,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         monitor_grads = GradientMonitor()
         if early_stopping:
             best = (params.copy(), stats.copy())
+        ctrl_c = InterruptAtEpochEnd()
         try:
             self.n_iter_ = 0  # per call, as sklearn (partial_fit leaves 1)
             for it in range(self.max_iter):
@@ -541,10 +578,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         self._no_improvement_count = 0
                     if self.loss_curve_[-1] < self.best_loss_:
                         self.best_loss_ = self.loss_curve_[-1]
-                self._schedule.end_epoch(monitor)
+                # The epoch is fully recorded before any user code (a schedule)
+                # runs, and before a held Ctrl-C stops the loop.
                 h["time"].append(time.perf_counter() - t0)
                 if self.verbose:
                     print(epoch_line(self._epoch, self.max_iter, h, h["time"][-1]), flush=True)
+                self._schedule.end_epoch(monitor)
+                if ctrl_c.requested:
+                    raise KeyboardInterrupt
                 if self._no_improvement_count > self.n_iter_no_change:
                     if early_stopping:
                         msg = ("Validation score did not improve more than tol=%f for %d "
@@ -567,6 +608,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                                   ConvergenceWarning)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
+        finally:
+            ctrl_c.close()
         if early_stopping and self.restore_best_weights:
             params, stats = best
         self._unpack(layout, params, stats)
@@ -575,32 +618,25 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _train_one_epoch(self, net, params, stats, opt, X, y, sample_weight, order,
                          batch_size, lrs, seed, grad_norm_sum):
         """One epoch in C: a single call, or (verbose >= 2) one call per chunk
-        of steps so a progress bar can advance in between. A Ctrl-C between
-        chunks is held until the epoch is complete."""
+        of steps so a progress bar can advance in between."""
         chunks = epoch_chunks(len(lrs), int(self.verbose))
         if len(chunks) == 1:
             return _core.train_epoch(net, params, stats, opt["m"], opt["v"], opt["scalars"],
                                      X, y, sample_weight, order, batch_size, lrs, seed,
                                      grad_norm_sum)
         bar = EpochProgress(self._epoch + 1, self.max_iter, len(lrs), int(self.verbose))
-        loss_sum, n_steps, interrupted = 0.0, 0, False
+        loss_sum, n_steps = 0.0, 0
         try:
             for s0, s1 in chunks:
                 rows = order[s0 * batch_size:s1 * batch_size]
-                try:
-                    part_loss, part_steps = _core.train_epoch(
-                        net, params, stats, opt["m"], opt["v"], opt["scalars"], X, y,
-                        sample_weight, rows, batch_size, lrs[s0:s1], seed, grad_norm_sum)
-                except KeyboardInterrupt:  # raised as the chunk's C call returns
-                    interrupted = True
-                    continue
+                part_loss, part_steps = _core.train_epoch(
+                    net, params, stats, opt["m"], opt["v"], opt["scalars"], X, y,
+                    sample_weight, rows, batch_size, lrs[s0:s1], seed, grad_norm_sum)
                 loss_sum += part_loss
                 n_steps += part_steps
                 bar.advance(s1 - s0, loss_sum / min(len(order), s1 * batch_size))
         finally:
             bar.close()
-        if interrupted:
-            raise KeyboardInterrupt
         return loss_sum, n_steps
 
     # ------------------------------------------------------------------
@@ -613,6 +649,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         return self._as_core_X(X, self._model_dtype())
 
     def _forward(self, X, mc_samples=0, return_std=False, check_input=False):
+        mc_samples = _check_mc_samples(mc_samples)
         with blas_single_threaded():
             return self._forward_unlocked(X, mc_samples, return_std, check_input)
 

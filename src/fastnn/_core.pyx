@@ -102,6 +102,10 @@ cdef extern from "fastnn.h":
     fnn_status fnn_predict_f64(const fnn_net *, const fnn_blas *, const double *,
                                const double *, const fnn_data *, int64_t, int32_t, uint64_t,
                                double *) nogil
+    ctypedef struct fnn_blas_threads:
+        int (*get)() noexcept nogil
+        void (*set)(int) noexcept nogil
+    int fnn_find_blas_thread_control(void *blas_function, fnn_blas_threads *out)
     int fnn_has_openmp()
     int fnn_max_threads()
 
@@ -134,6 +138,26 @@ cdef fnn_blas BLAS
 BLAS.sgemm = <fnn_sgemm_t>sgemm
 BLAS.dgemm = <fnn_dgemm_t>dgemm
 BLAS.n_threads = 1
+
+# The thread-count controls of the library behind scipy's sgemm.
+cdef fnn_blas_threads BLAS_THREADS
+fnn_find_blas_thread_control(<void *>sgemm, &BLAS_THREADS)
+
+
+def blas_get_threads():
+    """Threads of the BLAS the core calls, or None when unknown."""
+    if BLAS_THREADS.get == NULL:
+        return None
+    return BLAS_THREADS.get()
+
+
+def blas_set_threads(int n):
+    """Set the threads of the BLAS the core calls (process-wide); False when
+    its controls are unknown."""
+    if BLAS_THREADS.set == NULL:
+        return False
+    BLAS_THREADS.set(n)
+    return True
 
 
 cdef inline fnn_blas blas_for(Network net):

@@ -8,6 +8,8 @@ the chapter's two failure modes, vanishing and exploding gradients.
 """
 
 import math
+import signal
+import threading
 import warnings
 
 import numpy as np
@@ -110,3 +112,27 @@ class GradientMonitor:
                     "initialization (kernel_initializer), a non-saturating activation "
                     "('relu', 'elu', 'selu'), or batch_norm=True.",
                     GradientWarning, stacklevel=4)
+
+
+class InterruptAtEpochEnd:
+    """Holds a Ctrl-C (SIGINT) until the current epoch is trained and recorded,
+    so an interrupted fit leaves a consistent, usable model (SPEC section 4).
+    A second Ctrl-C interrupts at once. Only the main thread receives
+    signals; elsewhere this does nothing."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def close(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None

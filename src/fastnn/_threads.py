@@ -22,6 +22,7 @@ _lock = threading.Lock()
 _holders = 0
 _limiter = None
 _controller = None
+_saved = None
 
 
 def n_threads():
@@ -32,13 +33,21 @@ def n_threads():
 
 @contextmanager
 def blas_single_threaded():
-    """Hold every loaded BLAS at one thread for the duration."""
-    global _holders, _limiter, _controller
+    """Hold the BLAS the core calls at one thread for the duration.
+
+    The library behind scipy's sgemm is held through its own controls (found
+    by the core next to that sgemm); when they are unknown, every loaded BLAS
+    is held through threadpoolctl instead."""
+    global _holders, _limiter, _controller, _saved
     with _lock:
         if _holders == 0:
-            if _controller is None:  # created after _core loaded scipy's BLAS
-                _controller = ThreadpoolController()
-            _limiter = _controller.limit(limits=1, user_api="blas")
+            _saved = _core.blas_get_threads()
+            if _saved is not None:
+                _core.blas_set_threads(1)
+            else:
+                if _controller is None:  # created after _core loaded scipy's BLAS
+                    _controller = ThreadpoolController()
+                _limiter = _controller.limit(limits=1, user_api="blas")
         _holders += 1
     try:
         yield
@@ -46,5 +55,8 @@ def blas_single_threaded():
         with _lock:
             _holders -= 1
             if _holders == 0:
-                _limiter.restore_original_limits()
-                _limiter = None
+                if _saved is not None:
+                    _core.blas_set_threads(_saved)
+                else:
+                    _limiter.restore_original_limits()
+                    _limiter = None
