@@ -195,7 +195,7 @@ def report(info, results, args) -> str:
     out.append("")
 
     scaling = args.scaling and N > 1
-    head = ["workload", f"fastnn s"] + (["fastnn 1-thr s"] if scaling else []) + \
+    head = ["workload", "fastnn s"] + (["fastnn 1-thr s"] if scaling else []) + \
            [f"{p} s" for p in OTHERS] + [f"vs {p}" for p in OTHERS] + ["notes"]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join("---" for _ in head) + "|")

@@ -410,16 +410,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _fit_lbfgs(self, net, layout, params, stats, X, y, sample_weight):
         grad = np.empty_like(params)
-        losses = []
-
         start = params.copy()
 
         def fun(x):
             params[...] = x
-            loss, objective = _core.loss_grad(net, params, X, y, sample_weight, grad)
+            _, objective = _core.loss_grad(net, params, X, y, sample_weight, grad)
             if not (np.isfinite(objective) and np.isfinite(grad).all()):
                 return np.inf, np.zeros_like(x)  # the line search backs off
-            losses.append(loss)
             return objective, grad.astype(np.float64)
 
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1

@@ -432,7 +432,7 @@ def loss_grad(Network net, params, X, y, sample_weight, grad, *, Py_ssize_t chun
     return loss, objective
 
 
-def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=1024,
+def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=256,
             bint dropout_on=False, uint64_t seed=0):
     """Output activations for X (inference mode; one MC-dropout sample when dropout_on)."""
     dtype = net.dtype
