@@ -8,26 +8,75 @@
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
 #include <math.h>
+#include <string.h>
 
 #include "internal.h"
 
 #define SELU_LAMBDA 1.0507009873554804934193349852946
 #define SELU_ALPHA 1.6732632423543772848170429916717
 
+/* exp(x) for x <= 0 without branches or libm calls, so the loops that use
+ * it vectorize: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts,
+ * Cody-Waite), exp(r) by its Taylor polynomial (degree 7 in float, 13 in
+ * double: truncation below half an ulp), times 2^n built in the exponent
+ * bits.  n is rounded with the 1.5 * 2^mantissa "magic" addition, so no
+ * float-to-int conversion happens (NaN stays NaN, no undefined behaviour);
+ * results below the normal range are flushed to 0. */
+static inline float exp_nonpos_f32(float x)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    float nf = x * 1.44269504088896341f + magic;
+    uint32_t nbits;
+    memcpy(&nbits, &nf, sizeof nbits);
+    nf -= magic;
+    float r = x - nf * 0.693359375f - nf * -2.12194440e-4f;
+    float p = 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t ebits = (nbits - 0x4B400000u + 127u) << 23; /* 2^n */
+    float scale;
+    memcpy(&scale, &ebits, sizeof scale);
+    return x < -87.3f ? 0.0f : p * scale;
+}
+
+static inline double exp_nonpos_f64(double x)
+{
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    double nd = x * 1.4426950408889634074 + magic;
+    uint64_t nbits;
+    memcpy(&nbits, &nd, sizeof nbits);
+    nd -= magic;
+    double r = x - nd * 6.93147180369123816490e-01 - nd * 1.90821492927058770002e-10;
+    double p = 1.0 / 6227020800.0;
+    static const double inv_fact[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                      1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
+                                      1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
+                                      1.0 / 6.0,         0.5,              1.0,
+                                      1.0};
+    for (int i = 0; i < 13; i++) p = p * r + inv_fact[i];
+    uint64_t ebits = (nbits - 0x4338000000000000ull + 1023ull) << 52; /* 2^n */
+    double scale;
+    memcpy(&scale, &ebits, sizeof scale);
+    return x < -708.0 ? 0.0 : p * scale;
+}
+
 #define FNN_GENERIC_BODY "activation.c"
 #include "generic.h"
 
 #else /* type-generic body */
 
+/* 1 / (1 + exp(-x)) from exp(-|x|) <= 1, so it never overflows. */
 static inline REAL FN(sigmoid)(REAL x)
 {
-    /* Split on the sign so exp never overflows. */
-    if (x >= 0) {
-        REAL e = (REAL)exp(-x);
-        return 1 / (1 + e);
-    }
-    REAL e = (REAL)exp(x);
-    return e / (1 + e);
+    REAL ax = x < 0 ? -x : x;
+    REAL e = FN(exp_nonpos)(-ax);
+    REAL inv = 1 / (1 + e);
+    return x >= 0 ? inv : e * inv;
 }
 
 FNN_HOT void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *pre, int64_t rows,

@@ -28,11 +28,21 @@
 #else /* type-generic body */
 
 /* Plain row-major loop for tiny products; i-k-j order keeps the inner loop
- * contiguous in B and C when B is not transposed. */
+ * contiguous in B and C (vectorized over C's columns).  A transposed B of the
+ * tiny path (at most FNN_SMALL_GEMM_NK elements) is first copied untransposed
+ * into a stack buffer, so that loop stays contiguous too. */
 FNN_HOT static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                            REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                            int64_t ldb, REAL beta, REAL *c, int64_t ldc)
 {
+    REAL bt[FNN_SMALL_GEMM_NK];
+    if (trans_b && n * k <= FNN_SMALL_GEMM_NK) {
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t j = 0; j < n; j++) bt[p * n + j] = b[j * ldb + p];
+        b = bt;
+        ldb = n;
+        trans_b = 0;
+    }
     for (int64_t i = 0; i < m; i++) {
         REAL *ci = c + i * ldc;
         if (beta == 0)
