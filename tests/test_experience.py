@@ -96,3 +96,32 @@ def test_healthy_networks_do_not_warn(digits, kw):
         warnings.simplefilter("error", GradientWarning)
         MLPClassifier(hidden_layer_sizes=(64,) * 8, max_iter=3, random_state=0,
                       **kw).fit(X, y)
+
+
+def test_cli_demo_prints_accuracy_and_time_for_both(capsys):
+    from fastnn.__main__ import main
+
+    main(["demo", "--max-iter", "3"])
+    out = capsys.readouterr().out
+    lines = {l.split()[0]: l for l in out.splitlines() if "test accuracy" in l}
+    assert set(lines) == {"fastnn", "sklearn"}
+    for line in lines.values():
+        m = re.search(r"test accuracy (\d\.\d+)\s+fit time ([\d.]+) s\s+epochs 3", line)
+        assert m, line
+        assert 0.25 < float(m.group(1)) <= 1.0  # 10 classes: chance is 0.1
+
+
+def test_cli_default_subcommand_is_demo(capsys):
+    from fastnn.__main__ import main
+
+    main(["--max-iter", "2"])
+    assert "fastnn   test accuracy" in capsys.readouterr().out
+
+
+def test_cli_bench_outside_the_checkout_says_where_to_run(tmp_path, monkeypatch):
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "fastnn", "bench"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "bench/" in proc.stderr and "python -m bench" in proc.stderr
