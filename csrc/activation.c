@@ -90,42 +90,32 @@ FNN_HOT void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *p
             for (int64_t i = 0; i < n; i++) out[i] = pre[i];
         break;
     case FNN_ACT_LOGISTIC:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) out[i] = FN(sigmoid)(pre[i]);
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = FN(sigmoid)(pre[i]););
         break;
     case FNN_ACT_TANH:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) out[i] = (REAL)tanh(pre[i]);
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = (REAL)tanh(pre[i]););
         break;
     case FNN_ACT_RELU:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) out[i] = pre[i] > 0 ? pre[i] : 0;
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : 0;);
         break;
     case FNN_ACT_LEAKY_RELU:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) out[i] = pre[i] > 0 ? pre[i] : s * pre[i];
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : s * pre[i];);
         break;
     case FNN_ACT_ELU:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) out[i] = pre[i] > 0 ? pre[i] : (REAL)expm1(pre[i]);
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : (REAL)expm1(pre[i]););
         break;
     case FNN_ACT_SELU:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++)
-            out[i] = (REAL)(pre[i] > 0 ? SELU_LAMBDA * pre[i]
-                                       : SELU_LAMBDA * SELU_ALPHA * expm1(pre[i]));
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = (REAL)(pre[i] > 0 ? SELU_LAMBDA * pre[i]
+                                       : SELU_LAMBDA * SELU_ALPHA * expm1(pre[i])););
         break;
     case FNN_ACT_SWISH:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) out[i] = pre[i] * FN(sigmoid)(pre[i]);
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] * FN(sigmoid)(pre[i]););
         break;
     case FNN_ACT_EXP:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) out[i] = (REAL)exp(pre[i]);
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = (REAL)exp(pre[i]););
         break;
     case FNN_ACT_SOFTMAX:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t r = 0; r < rows; r++) {
+        FNN_PAR_FOR(nt, n, int64_t r = 0; r < rows; r++, {
             const REAL *p = pre + r * cols;
             REAL *o = out + r * cols;
             REAL mx = p[0];
@@ -137,7 +127,7 @@ FNN_HOT void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *p
             }
             REAL inv = (REAL)(1.0 / sum);
             for (int64_t j = 0; j < cols; j++) o[j] *= inv;
-        }
+        });
         break;
     }
 }
@@ -152,45 +142,36 @@ FNN_HOT void FN(fnn_act_backward)(int act, double slope, REAL *dpre, const REAL 
             for (int64_t i = 0; i < n; i++) dpre[i] = dout[i];
         break;
     case FNN_ACT_LOGISTIC:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) dpre[i] = dout[i] * out[i] * (1 - out[i]);
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = dout[i] * out[i] * (1 - out[i]););
         break;
     case FNN_ACT_TANH:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) dpre[i] = dout[i] * (1 - out[i] * out[i]);
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = dout[i] * (1 - out[i] * out[i]););
         break;
     case FNN_ACT_RELU:
         /* As sklearn: zero gradient where the output is 0 (pre <= 0). */
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) dpre[i] = pre[i] > 0 ? dout[i] : 0;
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = pre[i] > 0 ? dout[i] : 0;);
         break;
     case FNN_ACT_LEAKY_RELU:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) dpre[i] = pre[i] > 0 ? dout[i] : s * dout[i];
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = pre[i] > 0 ? dout[i] : s * dout[i];);
         break;
     case FNN_ACT_ELU:
         /* d/dx (e^x - 1) = e^x = out + 1 */
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) dpre[i] = pre[i] > 0 ? dout[i] : dout[i] * (out[i] + 1);
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = pre[i] > 0 ? dout[i] : dout[i] * (out[i] + 1););
         break;
     case FNN_ACT_SELU:
         /* d/dx lambda alpha (e^x - 1) = out + lambda alpha */
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++)
-            dpre[i] = pre[i] > 0 ? (REAL)(SELU_LAMBDA * dout[i])
-                                 : (REAL)(dout[i] * (out[i] + SELU_LAMBDA * SELU_ALPHA));
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = pre[i] > 0 ? (REAL)(SELU_LAMBDA * dout[i])
+                                 : (REAL)(dout[i] * (out[i] + SELU_LAMBDA * SELU_ALPHA)););
         break;
     case FNN_ACT_SWISH:
         /* d/dx x sig(x) = sig(x) (1 + x (1 - sig(x))) */
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) {
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             REAL sg = FN(sigmoid)(pre[i]);
             dpre[i] = dout[i] * sg * (1 + pre[i] * (1 - sg));
-        }
+        });
         break;
     case FNN_ACT_EXP:
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) dpre[i] = dout[i] * out[i];
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = dout[i] * out[i];);
         break;
     default:
         break;

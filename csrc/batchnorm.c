@@ -23,8 +23,7 @@ FNN_HOT void FN(fnn_bn_forward_train)(REAL *out, REAL *xhat, REAL *istd, double 
     int64_t work = rows * width;
     /* Two passes (mean, then centred squares) for accuracy; features are
      * split in blocks across threads, rows swept in order within a block. */
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t bk = 0; bk < n_blocks; bk++) {
+    FNN_PAR_FOR(nt, work, int64_t bk = 0; bk < n_blocks; bk++, {
         int64_t j0 = bk * block, j1 = j0 + block < width ? j0 + block : width;
         double s[64], q[64];
         for (int64_t j = j0; j < j1; j++) s[j - j0] = q[j - j0] = 0.0;
@@ -45,9 +44,8 @@ FNN_HOT void FN(fnn_bn_forward_train)(REAL *out, REAL *xhat, REAL *istd, double 
             var[j] = q[j - j0] / (double)rows;
             istd[j] = (REAL)(1.0 / sqrt(var[j] + eps));
         }
-    }
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t i = 0; i < rows; i++) {
+    });
+    FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
         const REAL *xi = x + i * width;
         REAL *hi = xhat + i * width, *oi = out + i * width;
         for (int64_t j = 0; j < width; j++) {
@@ -55,7 +53,7 @@ FNN_HOT void FN(fnn_bn_forward_train)(REAL *out, REAL *xhat, REAL *istd, double 
             hi[j] = h;
             oi[j] = gamma[j] * h + beta[j];
         }
-    }
+    });
 }
 
 FNN_HOT void FN(fnn_bn_forward_infer)(REAL *out, const REAL *x, const REAL *gamma, const REAL *beta,
@@ -63,13 +61,12 @@ FNN_HOT void FN(fnn_bn_forward_infer)(REAL *out, const REAL *x, const REAL *gamm
                               int64_t width, double eps, int nt)
 {
     int64_t work = rows * width;
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t i = 0; i < rows; i++) {
+    FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
         const REAL *xi = x + i * width;
         REAL *oi = out + i * width;
         for (int64_t j = 0; j < width; j++)
             oi[j] = (REAL)(gamma[j] * (xi[j] - mean[j]) / sqrt((double)var[j] + eps)) + beta[j];
-    }
+    });
 }
 
 void FN(fnn_bn_update_moving)(REAL *moving_mean, REAL *moving_var, const double *mean,
@@ -91,8 +88,7 @@ FNN_HOT void FN(fnn_bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL
     /* dbeta = sum dy; dgamma = sum dy xhat;
      * dx = gamma istd / N (N dy - dbeta - xhat dgamma), computed per block of
      * features after that block's sums, so dx may overwrite dy. */
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t bk = 0; bk < n_blocks; bk++) {
+    FNN_PAR_FOR(nt, work, int64_t bk = 0; bk < n_blocks; bk++, {
         int64_t j0 = bk * block, j1 = j0 + block < width ? j0 + block : width;
         double sb[64], sg[64];
         for (int64_t j = j0; j < j1; j++) sb[j - j0] = sg[j - j0] = 0.0;
@@ -117,7 +113,7 @@ FNN_HOT void FN(fnn_bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL
                 xi[j] = (REAL)(k * ((double)rows * di[j] - sb[j - j0] - hi[j] * sg[j - j0]));
             }
         }
-    }
+    });
 }
 
 #endif

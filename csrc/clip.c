@@ -44,11 +44,10 @@ double FN(fnn_sum_squares)(const REAL *x, int64_t n, int nt)
         }
         return s;
     }
-    FNN_PARALLEL_FOR(nt, n)
-    for (int64_t c = 0; c < n_chunks; c++) {
+    FNN_PAR_FOR(nt, n, int64_t c = 0; c < n_chunks; c++, {
         int64_t i0 = c * FNN_REDUCE_CHUNK, i1 = i0 + FNN_REDUCE_CHUNK < n ? i0 + FNN_REDUCE_CHUNK : n;
         part[c] = FN(sum_squares_range)(x + i0, i1 - i0);
-    }
+    });
     double s = 0;
     for (int64_t c = 0; c < n_chunks; c++) s += part[c];
     if (part != stack_part)
@@ -59,8 +58,7 @@ double FN(fnn_sum_squares)(const REAL *x, int64_t n, int nt)
 FNN_HOT static void FN(scale_tensor)(REAL *g, int64_t n, double factor, int nt)
 {
     const REAL f = (REAL)factor;
-    FNN_PARALLEL_FOR(nt, n)
-    for (int64_t i = 0; i < n; i++) g[i] *= f;
+    FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, g[i] *= f;);
 }
 
 FNN_HOT void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_norms,
@@ -73,8 +71,7 @@ FNN_HOT void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double
             REAL *g = grad + off[t];
             const REAL lo = (REAL)-c, hi = (REAL)c;
             int64_t n = len[t];
-            FNN_PARALLEL_FOR(nt, n)
-            for (int64_t i = 0; i < n; i++) g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]);
+            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]););
         }
         break;
     case FNN_CLIP_NORM:

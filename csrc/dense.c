@@ -83,8 +83,7 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
     }
     const int nt = blas->n_threads;
     int64_t work = n_blocks > 1 ? m * n * k : 0;
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t bk = 0; bk < n_blocks; bk++) {
+    FNN_PAR_FOR(nt, work, int64_t bk = 0; bk < n_blocks; bk++, {
         int64_t j0 = bk * block, nb = j0 + block < n ? block : n - j0;
         /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
          * swap the operands and keep each one's transpose flag.  Column j0
@@ -96,7 +95,7 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
         REAL al = alpha, be = beta;
         blas->GEMM(&ta, &tb, &im, &in, &ik, &al, bb, &ilda, (REAL *)a, &ildb, &be, c + j0,
                    &ildc);
-    }
+    });
 }
 
 void FN(fnn_dense_forward)(const fnn_blas *blas, REAL *out, const REAL *inp, const REAL *w,
@@ -105,9 +104,7 @@ void FN(fnn_dense_forward)(const fnn_blas *blas, REAL *out, const REAL *inp, con
     if (bias != NULL) {
         /* Seed every row with the bias, then accumulate the product on top. */
         int64_t work = rows * n_out;
-        FNN_PARALLEL_FOR(nt, work)
-        for (int64_t i = 0; i < rows; i++)
-            memcpy(out + i * n_out, bias, (size_t)n_out * sizeof(REAL));
+        FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, memcpy(out + i * n_out, bias, (size_t)n_out * sizeof(REAL)););
         FN(fnn_gemm)(blas, 0, 0, rows, n_out, n_in, 1, inp, n_in, w, n_out, 1, out, n_out);
     } else {
         FN(fnn_gemm)(blas, 0, 0, rows, n_out, n_in, 1, inp, n_in, w, n_out, 0, out, n_out);
@@ -136,8 +133,7 @@ FNN_HOT void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n,
     const int64_t block = 64;
     int64_t n_blocks = (n + block - 1) / block;
     int64_t work = rows * n;
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t bk = 0; bk < n_blocks; bk++) {
+    FNN_PAR_FOR(nt, work, int64_t bk = 0; bk < n_blocks; bk++, {
         int64_t j0 = bk * block, j1 = j0 + block < n ? j0 + block : n;
         double acc[64];
         for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
@@ -147,7 +143,7 @@ FNN_HOT void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n,
         }
         for (int64_t j = j0; j < j1; j++)
             out[j] = (REAL)(accumulate ? out[j] + acc[j - j0] : acc[j - j0]);
-    }
+    });
 }
 
 void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64_t rows,
@@ -157,8 +153,7 @@ void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64
     int64_t work = rows * n_cols;
     if (data->csr_indptr != NULL) {
         const REAL *val = (const REAL *)data->csr_data;
-        FNN_PARALLEL_FOR(nt, work)
-        for (int64_t i = 0; i < rows; i++) {
+        FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
             REAL *di = dst + i * n_cols;
             int64_t r = idx[i], start, stop;
             memset(di, 0, (size_t)n_cols * sizeof(REAL));
@@ -175,20 +170,19 @@ void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64
                 stop = ptr[r + 1];
                 for (int64_t p = start; p < stop; p++) di[col[p]] += val[p];
             }
-        }
+        });
         return;
     }
     const REAL *x = (const REAL *)data->x;
     const int64_t rs = data->row_stride, cs = data->col_stride;
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t i = 0; i < rows; i++) {
+    FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
         const REAL *src = x + idx[i] * rs;
         REAL *di = dst + i * n_cols;
         if (cs == 1)
             memcpy(di, src, (size_t)n_cols * sizeof(REAL));
         else
             for (int64_t j = 0; j < n_cols; j++) di[j] = src[j * cs];
-    }
+    });
 }
 
 #endif

@@ -22,8 +22,7 @@ double FN(fnn_loss_sum)(int loss, const REAL *p, const REAL *y, const REAL *sw,
     /* sklearn clips probabilities to [eps, 1 - eps] of the dtype. */
     const double lo = REAL_EPS, hi = 1.0 - REAL_EPS;
     int64_t work = rows * n_out;
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t i = 0; i < rows; i++) {
+    FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
         const REAL *pi = p + i * n_out, *yi = y + i * n_out;
         double l = 0;
         for (int64_t j = 0; j < n_out; j++) {
@@ -46,7 +45,7 @@ double FN(fnn_loss_sum)(int loss, const REAL *p, const REAL *y, const REAL *sw,
             }
         }
         rowbuf[i] = sw != NULL ? l * sw[i] : l;
-    }
+    });
     /* Summed in row order: the same result for any thread count. */
     double total = 0;
     for (int64_t i = 0; i < rows; i++) total += rowbuf[i];
@@ -57,12 +56,11 @@ FNN_HOT void FN(fnn_output_delta)(REAL *delta, const REAL *p, const REAL *y, con
                           double scale, int64_t rows, int64_t n_out, int nt)
 {
     int64_t work = rows * n_out;
-    FNN_PARALLEL_FOR(nt, work)
-    for (int64_t i = 0; i < rows; i++) {
+    FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
         REAL f = (REAL)(sw != NULL ? sw[i] * scale : scale);
         for (int64_t j = 0; j < n_out; j++)
             delta[i * n_out + j] = (p[i * n_out + j] - y[i * n_out + j]) * f;
-    }
+    });
 }
 
 #endif

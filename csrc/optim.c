@@ -32,17 +32,15 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
     case FNN_SOLVER_SGD: {
         const REAL mu = (REAL)net->momentum, r = (REAL)lr;
         if (net->nesterov) {
-            FNN_PARALLEL_FOR(nt, n)
-            for (int64_t i = 0; i < n; i++) {
+            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
                 m[i] = mu * m[i] - r * grad[i];
                 params[i] += mu * m[i] - r * grad[i];
-            }
+            });
         } else {
-            FNN_PARALLEL_FOR(nt, n)
-            for (int64_t i = 0; i < n; i++) {
+            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
                 m[i] = mu * m[i] - r * grad[i];
                 params[i] += m[i];
-            }
+            });
         }
         break;
     }
@@ -50,42 +48,38 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
         /* lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); theta -= lr_t m / (sqrt(v) + eps) */
         const REAL lr_t =
             (REAL)(lr * sqrt(1.0 - pow(net->beta_2, t)) / (1.0 - pow(net->beta_1, t)));
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) {
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             m[i] = b1 * m[i] + (1 - b1) * grad[i];
             v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
             params[i] -= lr_t * m[i] / ((REAL)sqrt(v[i]) + eps);
-        }
+        });
         break;
     }
     case FNN_SOLVER_ADAGRAD: {
         /* acc starts at initial_accumulator_value (set by the caller). */
         const REAL r = (REAL)lr;
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) {
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             m[i] += grad[i] * grad[i];
             params[i] -= r * grad[i] / (REAL)sqrt(m[i] + eps);
-        }
+        });
         break;
     }
     case FNN_SOLVER_RMSPROP: {
         const REAL rho = (REAL)net->rho, r = (REAL)lr;
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) {
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             m[i] = rho * m[i] + (1 - rho) * grad[i] * grad[i];
             params[i] -= r * grad[i] / (REAL)sqrt(m[i] + eps);
-        }
+        });
         break;
     }
     case FNN_SOLVER_ADAMAX: {
         const REAL r = (REAL)(lr / (1.0 - pow(net->beta_1, t)));
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) {
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             m[i] = b1 * m[i] + (1 - b1) * grad[i];
             REAL ag = grad[i] < 0 ? -grad[i] : grad[i], bu = b2 * v[i];
             v[i] = bu > ag ? bu : ag;
             params[i] -= r * m[i] / (v[i] + eps);
-        }
+        });
         break;
     }
     case FNN_SOLVER_NADAM: {
@@ -100,14 +94,13 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
         const REAL cg = (REAL)((1.0 - mu_t) / (1.0 - prod));
         const REAL cv = (REAL)(1.0 / (1.0 - pow(net->beta_2, t)));
         const REAL r = (REAL)lr;
-        FNN_PARALLEL_FOR(nt, n)
-        for (int64_t i = 0; i < n; i++) {
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             m[i] = b1 * m[i] + (1 - b1) * grad[i];
             v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
             REAL m_hat = cm * m[i] + cg * grad[i];
             REAL v_hat = cv * v[i];
             params[i] -= r * m_hat / ((REAL)sqrt(v_hat) + eps);
-        }
+        });
         break;
     }
     default:

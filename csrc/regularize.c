@@ -34,15 +34,13 @@ FNN_HOT double FN(fnn_penalty)(const fnn_net *net, const REAL *params, REAL *gra
         int64_t n = net->units[l] * net->units[l + 1];
         if (l2 > 0) {
             sum_sq += FN(fnn_sum_squares)(w, n, nt);
-            FNN_PARALLEL_FOR(nt, n)
-            for (int64_t i = 0; i < n; i++) g[i] += k2 * w[i];
+            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, g[i] += k2 * w[i];);
         }
         if (l1 > 0) {
             double sa = 0;
             for (int64_t i = 0; i < n; i++) sa += fabs((double)w[i]);
             sum_abs += sa;
-            FNN_PARALLEL_FOR(nt, n)
-            for (int64_t i = 0; i < n; i++) g[i] += w[i] > 0 ? k1 : (w[i] < 0 ? -k1 : 0);
+            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, g[i] += w[i] > 0 ? k1 : (w[i] < 0 ? -k1 : 0););
         }
     }
     return k * (l1 * sum_abs + 0.5 * l2 * sum_sq);
@@ -59,15 +57,14 @@ FNN_HOT void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt)
         int64_t work = n_in * n_out;
         /* Each output unit j owns column j: w[:, j] *= min(norm, r) / (1e-7 + norm)
          * (Keras MaxNorm, axis=0, epsilon = backend.epsilon()). */
-        FNN_PARALLEL_FOR(nt, work)
-        for (int64_t j = 0; j < n_out; j++) {
+        FNN_PAR_FOR(nt, work, int64_t j = 0; j < n_out; j++, {
             double s = 0;
             for (int64_t i = 0; i < n_in; i++) s += (double)w[i * n_out + j] * w[i * n_out + j];
             double norm = sqrt(s);
             double desired = norm < r ? norm : r;
             REAL f = (REAL)(desired / (1e-7 + norm));
             for (int64_t i = 0; i < n_in; i++) w[i * n_out + j] *= f;
-        }
+        });
     }
 }
 
