@@ -35,6 +35,21 @@ FNN_HOT static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t 
                            REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                            int64_t ldb, REAL beta, REAL *c, int64_t ldc)
 {
+    if (n < 8) {
+        /* Narrow C (an output layer): one dot product per element, summed
+         * in a register; the row loop below would chain every multiply-add
+         * through memory on the same few elements of C. */
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                REAL s = 0;
+                for (int64_t p = 0; p < k; p++)
+                    s += (trans_a ? a[p * lda + i] : a[i * lda + p]) *
+                         (trans_b ? b[j * ldb + p] : b[p * ldb + j]);
+                REAL *cij = c + i * ldc + j;
+                *cij = beta == 0 ? alpha * s : alpha * s + beta * *cij;
+            }
+        return;
+    }
     REAL bt[FNN_SMALL_GEMM_NK];
     if (trans_b && n * k <= FNN_SMALL_GEMM_NK) {
         for (int64_t p = 0; p < k; p++)
