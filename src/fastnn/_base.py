@@ -553,8 +553,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 monitor_grads.check(self._epoch, h["grad_norm"][-1], layout.n_layers)
                 monitor = self.loss_
                 if early_stopping:
-                    self._unpack(layout, params, stats)
-                    out = self._forward(X_val)
+                    out = self._forward_flat(layout, params, stats, X_val)
                     val_loss = _loss_value(self._loss_name(), y_val, out, sw_val)
                     h["val_loss"].append(val_loss)
                     monitor = val_loss
@@ -658,15 +657,20 @@ class BaseMultilayerPerceptron(BaseEstimator):
             X = self._validate_predict_X(X)
         else:
             X = self._as_core_X(X, self._model_dtype())
-        dtype = self._model_dtype()
         layout = self._layout()
+        params, stats = self._pack(layout, self._model_dtype())
+        return self._forward_flat(layout, params, stats, X, mc_samples, return_std)
+
+    def _forward_flat(self, layout, params, stats, X, mc_samples=0, return_std=False):
+        """_forward on the flat parameter and statistics vectors (used as they
+        are during fit, without a round trip through coefs_ and the BN lists)."""
+        dtype = params.dtype
         hidden_acts = self._hidden_activations(len(self._hidden_sizes()))
         config = self._network_config(hidden_acts)
-        params, stats = self._pack(layout, dtype)
-        if mc_samples and mc_samples > 0:
+        if mc_samples:
             net = layout.network(dtype, **config)
             rng = check_random_state(self.random_state)
-            seeds = rng.randint(0, 2**31 - 1, size=int(mc_samples))
+            seeds = rng.randint(0, 2**31 - 1, size=mc_samples)
             # Welford's running mean and sum of squared deviations: exact zero
             # spread when every pass agrees (no dropout).
             mean = m2 = None
