@@ -1,12 +1,11 @@
 /*
- * clip.c -- gradient norms and clipping with Keras 3 semantics
+ * clip.c -- gradient clipping with Keras 3 semantics
  * (base_optimizer): clipvalue element-wise, clipnorm per tensor,
  * global_clipnorm over all trainable tensors together.
  */
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
 #include <math.h>
-#include <stdlib.h>
 
 #include "internal.h"
 
@@ -14,46 +13,6 @@
 #include "generic.h"
 
 #else /* type-generic body */
-
-/* Sum of squares of x[0..n) in double over 8 interleaved lanes: the lanes
- * vectorize, and the combination order is fixed (deterministic). */
-FNN_HOT static double FN(sum_squares_range)(const REAL *x, int64_t n)
-{
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += (double)x[i + k] * x[i + k];
-    double tail = 0;
-    for (; i < n; i++) tail += (double)x[i] * x[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) +
-           tail;
-}
-
-double FN(fnn_sum_squares)(const REAL *x, int64_t n, int nt)
-{
-    int64_t n_chunks = (n + FNN_REDUCE_CHUNK - 1) / FNN_REDUCE_CHUNK;
-    if (n_chunks <= 1)
-        return FN(sum_squares_range)(x, n);
-    double stack_part[64];
-    double *part = n_chunks <= 64 ? stack_part : malloc((size_t)n_chunks * sizeof(double));
-    if (part == NULL) { /* same chunked sum, serially */
-        double s = 0;
-        for (int64_t c = 0; c < n_chunks; c++) {
-            int64_t i0 = c * FNN_REDUCE_CHUNK, i1 = i0 + FNN_REDUCE_CHUNK < n ? i0 + FNN_REDUCE_CHUNK : n;
-            s += FN(sum_squares_range)(x + i0, i1 - i0);
-        }
-        return s;
-    }
-    FNN_PAR_FOR(nt, n, int64_t c = 0; c < n_chunks; c++, {
-        int64_t i0 = c * FNN_REDUCE_CHUNK, i1 = i0 + FNN_REDUCE_CHUNK < n ? i0 + FNN_REDUCE_CHUNK : n;
-        part[c] = FN(sum_squares_range)(x + i0, i1 - i0);
-    });
-    double s = 0;
-    for (int64_t c = 0; c < n_chunks; c++) s += part[c];
-    if (part != stack_part)
-        free(part);
-    return s;
-}
 
 FNN_HOT static void FN(scale_tensor)(REAL *g, int64_t n, double factor, int nt)
 {

@@ -72,18 +72,19 @@ void FN(fnn_dropout_backward)(REAL *dx, const REAL *dy, const uint8_t *keep, int
                               double rate, int alpha, int nt);
 
 /* ---- clip.c ------------------------------------------------------------ */
-/* Sum of squares (double), chunked so it does not depend on thread count. */
-double FN(fnn_sum_squares)(const REAL *x, int64_t n, int nt);
 /* Apply the network's clipping mode to grad (all trainable tensors);
  * sq_norms[i] holds tensor i's squared norm (fnn_list_tensors order). */
 void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_norms,
                             int n_tensors, const int64_t *off, const int64_t *len, int nt);
 
 /* ---- regularize.c ------------------------------------------------------ */
-/* grad += d(penalty)/dW for every Dense kernel; returns the penalty value.
- * `scale` is 1/(sum of the batch's sample weights), as sklearn. */
-double FN(fnn_penalty)(const fnn_net *net, const REAL *params, REAL *grad, double scale,
-                       int nt);
+/* One pass over the gradient of every trainable tensor (off/len as
+ * fnn_list_tensors): grad += d(penalty)/dW on every Dense kernel, and sq[t] =
+ * tensor t's squared norm after that.  Returns the penalty value.  `scale` is
+ * 1/(sum of the batch's sample weights), as sklearn. */
+double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REAL *grad, double scale,
+                             int n_tensors, const int64_t *off, const int64_t *len, double *sq,
+                             int nt);
 /* Keras MaxNorm(max_norm, axis=0) on every Dense kernel. */
 void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt);
 

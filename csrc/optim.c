@@ -51,7 +51,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
         FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             m[i] = b1 * m[i] + (1 - b1) * grad[i];
             v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
-            params[i] -= lr_t * m[i] / ((REAL)sqrt(v[i]) + eps);
+            params[i] -= lr_t * m[i] / (SQRT(v[i]) + eps);
         });
         break;
     }
@@ -60,7 +60,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
         const REAL r = (REAL)lr;
         FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             m[i] += grad[i] * grad[i];
-            params[i] -= r * grad[i] / (REAL)sqrt(m[i] + eps);
+            params[i] -= r * grad[i] / SQRT(m[i] + eps);
         });
         break;
     }
@@ -68,7 +68,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
         const REAL rho = (REAL)net->rho, r = (REAL)lr;
         FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
             m[i] = rho * m[i] + (1 - rho) * grad[i] * grad[i];
-            params[i] -= r * grad[i] / (REAL)sqrt(m[i] + eps);
+            params[i] -= r * grad[i] / SQRT(m[i] + eps);
         });
         break;
     }
@@ -99,7 +99,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
             v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
             REAL m_hat = cm * m[i] + cg * grad[i];
             REAL v_hat = cv * v[i];
-            params[i] -= r * m_hat / ((REAL)sqrt(v_hat) + eps);
+            params[i] -= r * m_hat / (SQRT(v_hat) + eps);
         });
         break;
     }

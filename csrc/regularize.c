@@ -6,6 +6,7 @@
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
 #include <math.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -14,11 +15,86 @@
 
 #else /* type-generic body */
 
-FNN_HOT double FN(fnn_penalty)(const fnn_net *net, const REAL *params, REAL *grad, double scale,
-                       int nt)
+/* One chunk of one tensor: with w (a penalized kernel), g += k2 w + k1 sign(w)
+ * and sums[0..1] += sum w^2, sum |w|; always sums[2] += sum g^2 (after the
+ * update).  Each sum runs over 32 double lanes combined in a fixed order:
+ * several independent accumulators hide the add latency, and the result does
+ * not depend on how chunks are spread over threads. */
+FNN_HOT static void FN(finish_range)(REAL *restrict g, const REAL *restrict w, int64_t n,
+                                     REAL k1, REAL k2, double *sums)
 {
-    if (net->alpha == 0)
-        return 0.0;
+    enum { LANES = 32 };
+    double sq[LANES] = {0}, ab[LANES] = {0}, gg[LANES] = {0};
+    int64_t i = 0;
+    if (w != NULL) {
+        for (; i + LANES <= n; i += LANES)
+            for (int k = 0; k < LANES; k++) {
+                const REAL wi = w[i + k];
+                const REAL s = (REAL)((wi > 0) - (wi < 0));
+                const REAL gi = (g[i + k] + k2 * wi) + k1 * s;
+                g[i + k] = gi;
+                sq[k] += (double)wi * wi;
+                ab[k] += wi < 0 ? -(double)wi : (double)wi;
+                gg[k] += (double)gi * gi;
+            }
+        for (; i < n; i++) {
+            const REAL wi = w[i];
+            const REAL s = (REAL)((wi > 0) - (wi < 0));
+            const REAL gi = (g[i] + k2 * wi) + k1 * s;
+            g[i] = gi;
+            sq[0] += (double)wi * wi;
+            ab[0] += wi < 0 ? -(double)wi : (double)wi;
+            gg[0] += (double)gi * gi;
+        }
+    } else {
+        for (; i + LANES <= n; i += LANES)
+            for (int k = 0; k < LANES; k++) gg[k] += (double)g[i + k] * g[i + k];
+        for (; i < n; i++) gg[0] += (double)g[i] * g[i];
+    }
+    for (int h = LANES / 2; h >= 1; h /= 2) /* pairwise: lane k += lane k + h */
+        for (int k = 0; k < h; k++) {
+            sq[k] += sq[k + h];
+            ab[k] += ab[k + h];
+            gg[k] += gg[k + h];
+        }
+    sums[0] += sq[0];
+    sums[1] += ab[0];
+    sums[2] += gg[0];
+}
+
+/* finish_range over fixed chunks of one tensor, in parallel; the chunk sums
+ * are added in chunk order. */
+static void FN(finish_tensor)(REAL *g, const REAL *w, int64_t n, REAL k1, REAL k2,
+                              double *sums, int nt)
+{
+    const int64_t n_chunks = (n + FNN_REDUCE_CHUNK - 1) / FNN_REDUCE_CHUNK;
+    double stack_part[3 * 64];
+    double *part = n_chunks <= 64 ? stack_part : calloc((size_t)n_chunks * 3, sizeof(double));
+    if (part == NULL) { /* out of memory: the same chunks, serially */
+        for (int64_t c = 0; c < n_chunks; c++) {
+            int64_t i0 = c * FNN_REDUCE_CHUNK, i1 = i0 + FNN_REDUCE_CHUNK < n ? i0 + FNN_REDUCE_CHUNK : n;
+            double cs[3] = {0, 0, 0};
+            FN(finish_range)(g + i0, w ? w + i0 : NULL, i1 - i0, k1, k2, cs);
+            for (int q = 0; q < 3; q++) sums[q] += cs[q];
+        }
+        return;
+    }
+    FNN_PAR_FOR(nt, n, int64_t c = 0; c < n_chunks; c++, {
+        int64_t i0 = c * FNN_REDUCE_CHUNK, i1 = i0 + FNN_REDUCE_CHUNK < n ? i0 + FNN_REDUCE_CHUNK : n;
+        double *cs = part + 3 * c;
+        cs[0] = cs[1] = cs[2] = 0;
+        FN(finish_range)(g + i0, w ? w + i0 : NULL, i1 - i0, k1, k2, cs);
+    });
+    for (int64_t c = 0; c < n_chunks; c++)
+        for (int q = 0; q < 3; q++) sums[q] += part[3 * c + q];
+    if (part != stack_part)
+        free(part);
+}
+
+FNN_HOT double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REAL *grad,
+                                     double scale, int n_tensors, const int64_t *off,
+                                     const int64_t *len, double *sq, int nt)
+{
     /* value = alpha * scale * (l1 * |W|_1 + (1 - l1) / 2 * |W|^2);
      * gradient = alpha * scale * (l1 * sign(W) + (1 - l1) * W) */
     double l1 = net->penalty == FNN_PENALTY_L1          ? 1.0
@@ -27,23 +103,18 @@ FNN_HOT double FN(fnn_penalty)(const fnn_net *net, const REAL *params, REAL *gra
     double l2 = 1.0 - l1;
     double k = net->alpha * scale;
     const REAL k1 = (REAL)(k * l1), k2 = (REAL)(k * l2);
-    double sum_abs = 0, sum_sq = 0;
-    for (int l = 0; l < net->n_layers; l++) {
-        const REAL *w = params + net->w_off[l];
-        REAL *g = grad + net->w_off[l];
-        int64_t n = net->units[l] * net->units[l + 1];
-        if (l2 > 0) {
-            sum_sq += FN(fnn_sum_squares)(w, n, nt);
-            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, g[i] += k2 * w[i];);
-        }
-        if (l1 > 0) {
-            double sa = 0;
-            for (int64_t i = 0; i < n; i++) sa += fabs((double)w[i]);
-            sum_abs += sa;
-            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, g[i] += w[i] > 0 ? k1 : (w[i] < 0 ? -k1 : 0););
-        }
+    double sum_sq = 0, sum_abs = 0;
+    for (int t = 0; t < n_tensors; t++) {
+        /* fnn_list_tensors lists the Dense kernels first: tensor l is W_l. */
+        const int penalized = net->alpha != 0 && t < net->n_layers;
+        double sums[3] = {0, 0, 0};
+        FN(finish_tensor)(grad + off[t], penalized ? params + off[t] : NULL, len[t], k1, k2,
+                          sums, nt);
+        sum_sq += sums[0];
+        sum_abs += sums[1];
+        sq[t] = sums[2];
     }
-    return k * (l1 * sum_abs + 0.5 * l2 * sum_sq);
+    return net->alpha == 0 ? 0.0 : k * (l1 * sum_abs + 0.5 * l2 * sum_sq);
 }
 
 FNN_HOT void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt)

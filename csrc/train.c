@@ -90,6 +90,19 @@ static void *fnn_alloc(fnn_allocs *al, size_t bytes)
     return p;
 }
 
+/* `bytes` starting `page_offset` bytes past a 4096-byte boundary.  The
+ * gradient is streamed together with the parameters and optimizer moments,
+ * which Python places at other offsets (_network.staggered_empty): loads
+ * that share the low 12 address bits of a recent store to another array
+ * stall on a false dependency (4K aliasing). */
+static void *fnn_alloc_at(fnn_allocs *al, size_t bytes, size_t page_offset)
+{
+    char *raw = fnn_alloc(al, bytes + 4096);
+    if (raw == NULL)
+        return NULL;
+    return raw + ((page_offset - (uintptr_t)raw) & 4095);
+}
+
 static void fnn_free_all(fnn_allocs *al)
 {
     for (int i = 0; i < al->n; i++) free(al->ptr[i]);
@@ -225,7 +238,7 @@ static int FN(ws_init)(FN(fnn_ws) *w, fnn_allocs *al, const fnn_net *net, int64_
         w->var[s] = ALLOC(double, width);
     }
     if (with_grad)
-        w->grad = ALLOC(REAL, net->n_params);
+        w->grad = fnn_alloc_at(al, (size_t)net->n_params * sizeof(REAL), 3 * 512);
 #undef ALLOC
     if (al->failed)
         return 0;
@@ -413,13 +426,11 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
         double lsum = FN(fnn_loss_sum)(net->loss, p, w.ybuf, sw, rows, n_out, w.rowbuf, nt);
         FN(fnn_output_delta)(w.d1, p, w.ybuf, sw, 1.0 / sw_sum, rows, n_out, nt);
         FN(backward)(net, blas, params, &w, w.grad, rows, 0, nt);
-        double pen = FN(fnn_penalty)(net, params, w.grad, 1.0 / sw_sum, nt);
+        double pen = FN(fnn_penalty_norms)(net, params, w.grad, 1.0 / sw_sum, w.n_tensors,
+                                           w.toff, w.tlen, w.sq, nt);
         double batch_loss = FN(reported_loss)(net, lsum, sw_sum) + pen;
         double total_sq = 0;
-        for (int t = 0; t < w.n_tensors; t++) {
-            w.sq[t] = FN(fnn_sum_squares)(w.grad + w.toff[t], w.tlen[t], nt);
-            total_sq += w.sq[t];
-        }
+        for (int t = 0; t < w.n_tensors; t++) total_sq += w.sq[t];
         if (!isfinite(batch_loss) || !isfinite(total_sq)) {
             status = FNN_ERR_NONFINITE;
             break;
@@ -478,7 +489,8 @@ fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REA
         FN(fnn_output_delta)(w.d1, w.h[L], w.ybuf, sw, 1.0 / sw_total, rows, n_out, nt);
         FN(backward)(net, blas, params, &w, grad, rows, start > 0, nt);
     }
-    double pen = FN(fnn_penalty)(net, params, grad, 1.0 / sw_total, nt);
+    double pen = FN(fnn_penalty_norms)(net, params, grad, 1.0 / sw_total, w.n_tensors, w.toff,
+                                       w.tlen, w.sq, nt);
     if (loss_out != NULL)
         *loss_out = FN(reported_loss)(net, lsum, sw_total) + pen;
     if (objective_out != NULL)

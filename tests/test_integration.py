@@ -633,3 +633,20 @@ def test_feature_names_in_with_dataframe():
     assert not hasattr(est2, "feature_names_in_")
     with pytest.warns(UserWarning, match="feature names"):
         est2.predict(df)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 266610])
+def test_flat_buffers_start_at_distinct_page_offsets(dtype, n):
+    """Parameters and optimizer moments are streamed together: each starts at
+    its own offset within a 4 KiB page (no 4K aliasing between them)."""
+    from fastnn._network import PAGE_SLOT_BYTES, staggered_empty
+    arrays = [staggered_empty(n, dtype, slot) for slot in range(3)]
+    for slot, a in enumerate(arrays):
+        assert a.shape == (n,) and a.dtype == dtype and a.flags.c_contiguous
+        assert a.ctypes.data % 4096 == slot * PAGE_SLOT_BYTES
+    X, y = load_digits(return_X_y=True)
+    m = MLPClassifier(hidden_layer_sizes=(16,), max_iter=1, random_state=0).fit(
+        X[:100].astype(dtype), y[:100])
+    offsets = {m._optimizer_state[k].ctypes.data % 4096 for k in ("m", "v")}
+    assert len(offsets) == 2

@@ -22,7 +22,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import _core
 from ._threads import blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, resolve_initializer
-from ._network import Layout
+from ._network import Layout, staggered_empty
 from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
                         epoch_line)
 from .schedules import SCHEDULE_NAMES, make_schedule
@@ -461,8 +461,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _new_optimizer_state(self, n_params, dtype):
         init = self.initial_accumulator_value if self.solver == "adagrad" else 0.0
-        return {"m": np.full(n_params, init, dtype=dtype),
-                "v": np.zeros(n_params, dtype=dtype),
+        m, v = staggered_empty(n_params, dtype, 1), staggered_empty(n_params, dtype, 2)
+        m[...] = init
+        v[...] = 0
+        return {"m": m, "v": v,
                 "scalars": np.array([0.0, 1.0])}
 
     def _fit_stochastic(self, net, layout, params, stats, X, y, sample_weight, incremental):
