@@ -65,6 +65,57 @@ static inline double exp_nonpos_f64(double x)
     return x < -708.0 ? 0.0 : p * scale;
 }
 
+/* expm1(x) for x <= 0 (ELU, SELU), vectorizable like exp_nonpos: with
+ * x = n ln2 + r, expm1(x) = 2^n expm1(r) + (2^n - 1), where expm1(r) is
+ * its Taylor polynomial without the constant term (no cancellation near 0,
+ * truncation below half an ulp: degree 8 in float, 14 in double), 2^n
+ * expm1(r) is exact and 2^n - 1 too, so one rounding remains.  Below the
+ * range where 2^n is normal the result is -1 to working precision. */
+static inline float expm1_nonpos_f32(float x)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    float nf = x * 1.44269504088896341f + magic;
+    uint32_t nbits;
+    memcpy(&nbits, &nf, sizeof nbits);
+    nf -= magic;
+    float r = x - nf * 0.693359375f - nf * -2.12194440e-4f;
+    float p = 1.0f / 40320;
+    p = p * r + 1.0f / 5040;
+    p = p * r + 1.0f / 720;
+    p = p * r + 1.0f / 120;
+    p = p * r + 1.0f / 24;
+    p = p * r + 1.0f / 6;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r; /* expm1(r) */
+    uint32_t ebits = (nbits - 0x4B400000u + 127u) << 23; /* 2^n */
+    float scale;
+    memcpy(&scale, &ebits, sizeof scale);
+    return x < -87.3f ? -1.0f : scale * p + (scale - 1.0f);
+}
+
+static inline double expm1_nonpos_f64(double x)
+{
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    double nd = x * 1.4426950408889634074 + magic;
+    uint64_t nbits;
+    memcpy(&nbits, &nd, sizeof nbits);
+    nd -= magic;
+    double r = x - nd * 6.93147180369123816490e-01 - nd * 1.90821492927058770002e-10;
+    static const double inv_fact[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
+                                      1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
+                                      1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
+                                      1.0 / 24.0,         1.0 / 6.0,         0.5,
+                                      1.0};
+    double p = 1.0 / 87178291200.0;
+    for (int i = 0; i < 13; i++) p = p * r + inv_fact[i];
+    p = p * r; /* expm1(r) */
+    uint64_t ebits = (nbits - 0x4338000000000000ull + 1023ull) << 52; /* 2^n */
+    double scale;
+    memcpy(&scale, &ebits, sizeof scale);
+    return x < -708.0 ? -1.0 : scale * p + (scale - 1.0);
+}
+
 #define FNN_GENERIC_BODY "activation.c"
 #include "generic.h"
 
@@ -102,11 +153,11 @@ FNN_HOT void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *p
         FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : s * pre[i];);
         break;
     case FNN_ACT_ELU:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : (REAL)expm1(pre[i]););
+        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : FN(expm1_nonpos)(pre[i]););
         break;
     case FNN_ACT_SELU:
         FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = (REAL)(pre[i] > 0 ? SELU_LAMBDA * pre[i]
-                                       : SELU_LAMBDA * SELU_ALPHA * expm1(pre[i])););
+                                       : SELU_LAMBDA * SELU_ALPHA * FN(expm1_nonpos)(pre[i])););
         break;
     case FNN_ACT_SWISH:
         FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] * FN(sigmoid)(pre[i]););

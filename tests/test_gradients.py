@@ -21,6 +21,7 @@ that a much smaller error than any real bug is caught.
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -680,3 +681,27 @@ def test_malformed_csr_raises(corruption):
                           timeout=60)
     assert proc.returncode == 0, f"child crashed (exit code {proc.returncode})"
     assert proc.stdout.strip() == "ValueError", "malformed CSR accepted"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ["elu", "selu"])
+def test_elu_selu_forward_accuracy(act, dtype):
+    """ELU/SELU use a vectorized expm1 on the negative side: within 2 ulp of
+    numpy's expm1 from tiny to saturating inputs (no cancellation near 0)."""
+    from fastnn import MLPRegressor
+    x = -np.concatenate([np.geomspace(1e-30, 1e4, 3000), [0.0, 0.3465735902799727, 87.0, 88.0,
+                                                          700.0, 709.0, 745.0]])
+    x = np.concatenate([x, -x[:50]]).astype(dtype)
+    k = 8
+    X = np.resize(x, (-(-x.size // k), k)).astype(dtype)
+    est = MLPRegressor(hidden_layer_sizes=(k,), activation=act, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, X)
+    est.coefs_ = [np.eye(k, dtype=dtype), np.eye(k, dtype=dtype)]
+    est.intercepts_ = [np.zeros(k, dtype=dtype), np.zeros(k, dtype=dtype)]
+    got = est.predict(X).astype(np.float64)
+    want = ref_act(act, X.astype(np.float64)).astype(dtype).astype(np.float64)
+    ulp = np.spacing(np.abs(want).astype(dtype)).astype(np.float64)
+    assert np.all(np.abs(got - want) <= 2 * ulp + (4 if act == "selu" else 0) * ulp), \
+        np.max(np.abs(got - want) / ulp)
