@@ -523,7 +523,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 if self.shuffle:
                     self._random_state.shuffle(order)
                 if fixed_lr:
-                    lrs = np.full(steps_per_epoch, float(self.learning_rate_init))
+                    if it == 0:  # the same every epoch
+                        lrs = np.full(steps_per_epoch, float(self.learning_rate_init))
                 else:
                     # A fresh schedule's first epoch counts no samples seen (sklearn
                     # makes a new optimizer per fit: its first epoch runs at lr0).
