@@ -53,6 +53,29 @@ FNN_HOT static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t 
             }
         return;
     }
+    if (n <= 16 && k <= FNN_SMALL_GEMM_NK / 8) {
+        /* C rows of 8..16 (hidden layers of tiny networks): each row is
+         * accumulated in a 16-wide register block over a copy of op(B)
+         * zero-padded to 16 columns,
+         * instead of a multiply-add chain through C's memory per k. */
+        REAL bp[FNN_SMALL_GEMM_NK / 8 * 16];
+        for (int64_t p = 0; p < k; p++)
+            for (int64_t j = 0; j < 16; j++)
+                bp[p * 16 + j] = j >= n ? 0 : trans_b ? b[j * ldb + p] : b[p * ldb + j];
+        for (int64_t i = 0; i < m; i++) {
+            REAL acc[16] = {0};
+            for (int64_t p = 0; p < k; p++) {
+                const REAL aip = trans_a ? a[p * lda + i] : a[i * lda + p];
+                for (int j = 0; j < 16; j++) acc[j] += aip * bp[p * 16 + j];
+            }
+            REAL *ci = c + i * ldc;
+            if (beta == 0)
+                for (int64_t j = 0; j < n; j++) ci[j] = alpha * acc[j];
+            else
+                for (int64_t j = 0; j < n; j++) ci[j] = alpha * acc[j] + beta * ci[j];
+        }
+        return;
+    }
     REAL bt[FNN_SMALL_GEMM_NK];
     if (trans_b && n * k <= FNN_SMALL_GEMM_NK) {
         for (int64_t p = 0; p < k; p++)

@@ -705,3 +705,17 @@ def test_elu_selu_forward_accuracy(act, dtype):
     ulp = np.spacing(np.abs(want).astype(dtype)).astype(np.float64)
     assert np.all(np.abs(got - want) <= 2 * ulp + (4 if act == "selu" else 0) * ulp), \
         np.max(np.abs(got - want) / ulp)
+
+
+@pytest.mark.parametrize("chunk_rows", [4096, 5])
+@pytest.mark.parametrize("units", [[10, 12, 16, 9, 3], [32, 8, 16, 2], [3, 8, 8, 8, 1]])
+def test_register_block_widths(units, chunk_rows):
+    """Layers 8..16 wide take the register-block small GEMM (forward, the
+    transposed-A kernel gradient and the transposed-B input gradient, with
+    chunks accumulating into the gradient): checked against finite
+    differences and against the unchunked result."""
+    case = Case(units, "tanh", "squared_error", n=23, weighted=True, seed=len(units),
+                alpha=0.01)
+    g, _, _ = check_case(case)
+    _, _, g_chunked = case.c(chunk_rows=chunk_rows)
+    np.testing.assert_allclose(g_chunked, g, rtol=1e-12, atol=1e-15)
