@@ -16,14 +16,14 @@
  * elements.  Every parallel region ends in a barrier, and on a busy machine a
  * barrier can wait a whole scheduler time slice for a descheduled thread:
  * measured on the 2-core bench machine under load, mini-batch-32 training
- * with a 32k threshold ran 2.7x slower on 2 threads than on 1; with 1M it
- * ran as fast (small steps stay serial, large ones still split).  Measured
- * again with the update passes (266k parameters) split at a 64k threshold:
- * the chapter epoch took 0.95 s in some processes and 1.6-2.7 s in others,
- * the other core streaming its half of the moments up to 2.6x slower; with
- * only the GEMMs split (FNN_SPLIT_GEMM) every process took 1.01-1.05 s. */
+ * of small layers with a 32k threshold ran 2.7x slower on 2 threads than on
+ * 1.  At 64k only parameter-sized passes of mid-size networks (the update
+ * and gradient passes over the 266k parameters of the chapter network) and
+ * activations of large batches split: the chapter epoch on 2 threads took
+ * 0.91-0.94 s against 0.95-0.99 s with a 1M threshold (six interleaved
+ * process pairs). */
 #ifndef FNN_OMP_MIN_WORK
-#define FNN_OMP_MIN_WORK (1 << 20)
+#define FNN_OMP_MIN_WORK (1 << 16)
 #endif
 
 /* FNN_PAR_FOR(nt, work, header, body): `for (header) body` over independent
