@@ -15,105 +15,84 @@
 #define SELU_LAMBDA 1.0507009873554804934193349852946
 #define SELU_ALPHA 1.6732632423543772848170429916717
 
-/* exp(x) for x <= 0 without branches or libm calls, so the loops that use
- * it vectorize: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two parts,
- * Cody-Waite), exp(r) by its Taylor polynomial (degree 7 in float, 13 in
- * double: truncation below half an ulp), times 2^n built in the exponent
- * bits.  n is rounded with the 1.5 * 2^mantissa "magic" addition, so no
- * float-to-int conversion happens (NaN stays NaN, no undefined behaviour);
- * results below the normal range are flushed to 0. */
-static inline float exp_nonpos_f32(float x)
+/* exp(x) and expm1(x) for x <= 0 without branches or libm calls, so the
+ * loops that use them vectorize.  x = n ln2 + r with |r| <= ln2/2 (ln2 split
+ * in two parts, Cody-Waite); n is rounded with the 1.5 * 2^mantissa "magic"
+ * addition, so no float-to-int conversion happens (NaN stays NaN, no
+ * undefined behaviour), and 2^n is built in the exponent bits.
+ *   exp(x)   = 2^n exp(r), exp(r) by its Taylor polynomial (degree 7 in
+ *              float, 13 in double: truncation below half an ulp); results
+ *              below the normal range are flushed to 0.
+ *   expm1(x) = 2^n expm1(r) + (2^n - 1) (ELU, SELU), expm1(r) by its Taylor
+ *              polynomial without the constant term (degree 8 / 14): no
+ *              cancellation near 0, 2^n expm1(r) and 2^n - 1 are exact, so
+ *              one rounding remains (within 1 ulp).  Below the range where
+ *              2^n is normal the result is -1.
+ * Taylor coefficients 1/k!, highest degree first, ending 1/2!, 1, 1. */
+static const float inv_fact_f32[] = {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120,
+                                     1.0f / 24,    1.0f / 6,    0.5f,       1.0f,
+                                     1.0f};
+static const double inv_fact_f64[] = {
+    1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
+    1.0 / 3628800.0,     1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,
+    1.0 / 720.0,         1.0 / 120.0,        1.0 / 24.0,        1.0 / 6.0,
+    0.5,                 1.0,                1.0};
+
+/* 2^n, and r = x - n ln2. */
+static inline float exp_reduce_f32(float x, float *r)
 {
     const float magic = 12582912.0f; /* 1.5 * 2^23 */
     float nf = x * 1.44269504088896341f + magic;
     uint32_t nbits;
     memcpy(&nbits, &nf, sizeof nbits);
     nf -= magic;
-    float r = x - nf * 0.693359375f - nf * -2.12194440e-4f;
-    float p = 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    uint32_t ebits = (nbits - 0x4B400000u + 127u) << 23; /* 2^n */
+    *r = x - nf * 0.693359375f - nf * -2.12194440e-4f;
+    uint32_t ebits = (nbits - 0x4B400000u + 127u) << 23;
     float scale;
     memcpy(&scale, &ebits, sizeof scale);
+    return scale;
+}
+
+static inline double exp_reduce_f64(double x, double *r)
+{
+    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
+    double nd = x * 1.4426950408889634074 + magic;
+    uint64_t nbits;
+    memcpy(&nbits, &nd, sizeof nbits);
+    nd -= magic;
+    *r = x - nd * 6.93147180369123816490e-01 - nd * 1.90821492927058770002e-10;
+    uint64_t ebits = (nbits - 0x4338000000000000ull + 1023ull) << 52;
+    double scale;
+    memcpy(&scale, &ebits, sizeof scale);
+    return scale;
+}
+
+static inline float exp_nonpos_f32(float x)
+{
+    float r, scale = exp_reduce_f32(x, &r), p = inv_fact_f32[1];
+    for (int i = 2; i < 9; i++) p = p * r + inv_fact_f32[i];
     return x < -87.3f ? 0.0f : p * scale;
 }
 
 static inline double exp_nonpos_f64(double x)
 {
-    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-    double nd = x * 1.4426950408889634074 + magic;
-    uint64_t nbits;
-    memcpy(&nbits, &nd, sizeof nbits);
-    nd -= magic;
-    double r = x - nd * 6.93147180369123816490e-01 - nd * 1.90821492927058770002e-10;
-    double p = 1.0 / 6227020800.0;
-    static const double inv_fact[] = {1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
-                                      1.0 / 362880.0,    1.0 / 40320.0,    1.0 / 5040.0,
-                                      1.0 / 720.0,       1.0 / 120.0,      1.0 / 24.0,
-                                      1.0 / 6.0,         0.5,              1.0,
-                                      1.0};
-    for (int i = 0; i < 13; i++) p = p * r + inv_fact[i];
-    uint64_t ebits = (nbits - 0x4338000000000000ull + 1023ull) << 52; /* 2^n */
-    double scale;
-    memcpy(&scale, &ebits, sizeof scale);
+    double r, scale = exp_reduce_f64(x, &r), p = inv_fact_f64[1];
+    for (int i = 2; i < 15; i++) p = p * r + inv_fact_f64[i];
     return x < -708.0 ? 0.0 : p * scale;
 }
 
-/* expm1(x) for x <= 0 (ELU, SELU), vectorizable like exp_nonpos: with
- * x = n ln2 + r, expm1(x) = 2^n expm1(r) + (2^n - 1), where expm1(r) is
- * its Taylor polynomial without the constant term (no cancellation near 0,
- * truncation below half an ulp: degree 8 in float, 14 in double), 2^n
- * expm1(r) is exact and 2^n - 1 too, so one rounding remains.  Below the
- * range where 2^n is normal the result is -1 to working precision. */
 static inline float expm1_nonpos_f32(float x)
 {
-    const float magic = 12582912.0f; /* 1.5 * 2^23 */
-    float nf = x * 1.44269504088896341f + magic;
-    uint32_t nbits;
-    memcpy(&nbits, &nf, sizeof nbits);
-    nf -= magic;
-    float r = x - nf * 0.693359375f - nf * -2.12194440e-4f;
-    float p = 1.0f / 40320;
-    p = p * r + 1.0f / 5040;
-    p = p * r + 1.0f / 720;
-    p = p * r + 1.0f / 120;
-    p = p * r + 1.0f / 24;
-    p = p * r + 1.0f / 6;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r; /* expm1(r) */
-    uint32_t ebits = (nbits - 0x4B400000u + 127u) << 23; /* 2^n */
-    float scale;
-    memcpy(&scale, &ebits, sizeof scale);
-    return x < -87.3f ? -1.0f : scale * p + (scale - 1.0f);
+    float r, scale = exp_reduce_f32(x, &r), p = inv_fact_f32[0];
+    for (int i = 1; i < 8; i++) p = p * r + inv_fact_f32[i];
+    return x < -87.3f ? -1.0f : scale * (p * r) + (scale - 1.0f);
 }
 
 static inline double expm1_nonpos_f64(double x)
 {
-    const double magic = 6755399441055744.0; /* 1.5 * 2^52 */
-    double nd = x * 1.4426950408889634074 + magic;
-    uint64_t nbits;
-    memcpy(&nbits, &nd, sizeof nbits);
-    nd -= magic;
-    double r = x - nd * 6.93147180369123816490e-01 - nd * 1.90821492927058770002e-10;
-    static const double inv_fact[] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
-                                      1.0 / 3628800.0,    1.0 / 362880.0,    1.0 / 40320.0,
-                                      1.0 / 5040.0,       1.0 / 720.0,       1.0 / 120.0,
-                                      1.0 / 24.0,         1.0 / 6.0,         0.5,
-                                      1.0};
-    double p = 1.0 / 87178291200.0;
-    for (int i = 0; i < 13; i++) p = p * r + inv_fact[i];
-    p = p * r; /* expm1(r) */
-    uint64_t ebits = (nbits - 0x4338000000000000ull + 1023ull) << 52; /* 2^n */
-    double scale;
-    memcpy(&scale, &ebits, sizeof scale);
-    return x < -708.0 ? -1.0 : scale * p + (scale - 1.0);
+    double r, scale = exp_reduce_f64(x, &r), p = inv_fact_f64[0];
+    for (int i = 1; i < 14; i++) p = p * r + inv_fact_f64[i];
+    return x < -708.0 ? -1.0 : scale * (p * r) + (scale - 1.0);
 }
 
 #define FNN_GENERIC_BODY "activation.c"
