@@ -66,22 +66,32 @@ def set_weights(model, W, b):
     model.intercepts_ = [v.copy() for v in b]
 
 
-def paired(task, sample_weight=None, epochs=3, reset_t=False, **params):
-    """sklearn and fastnn estimators fitted `epochs` epochs from the same weights."""
+def same_start(task, base, params, sample_weight, n=N_SAMPLES, scale=0.5):
+    """sklearn and fastnn warm-start estimators (`base` settings, then the
+    task's, then `params`) fitted once to set up their state, then given the
+    same random weights. Returns sk, fn, X, y, W, b."""
     sk_cls, fn_cls, extra = estimator_classes(task)
-    X, y = make_task(task)
-    kw = dict(hidden_layer_sizes=(7, 4), alpha=0.01, batch_size=16, shuffle=False,
-              tol=0.0, n_iter_no_change=10_000, random_state=0, learning_rate_init=0.05,
-              activation="tanh")
+    X, y = make_task(task, n=n)
+    kw = dict(base)
     kw.update(extra)
     kw.update(params)
     kw.update(warm_start=True, max_iter=1)
     sk, fn = sk_cls(**kw), fn_cls(**kw)
     sk.fit(X, y, sample_weight=sample_weight)
     fn.fit(X, y, sample_weight=sample_weight)
-    W, b = random_weights(sk)
+    W, b = random_weights(sk, scale=scale)
     for m in (sk, fn):
         set_weights(m, W, b)
+    return sk, fn, X, y, W, b
+
+
+def paired(task, sample_weight=None, epochs=3, reset_t=False, **params):
+    """sklearn and fastnn estimators fitted `epochs` epochs from the same weights."""
+    base = dict(hidden_layer_sizes=(7, 4), alpha=0.01, batch_size=16, shuffle=False,
+                tol=0.0, n_iter_no_change=10_000, random_state=0, learning_rate_init=0.05,
+                activation="tanh")
+    sk, fn, X, y, _, _ = same_start(task, base, params, sample_weight)
+    for m in (sk, fn):
         if m.solver != "lbfgs":
             m.loss_curve_ = []
             m.best_loss_ = np.inf if not m.early_stopping else None
@@ -268,21 +278,12 @@ def paired_early_stopping(task, sample_weight=None, epochs=12, **params):
     random_state)`` is recreated on every fit; on a warm-started fit neither
     library draws initial weights first, so both split with a fresh
     RandomState(random_state) and the splits are identical."""
-    sk_cls, fn_cls, extra = estimator_classes(task)
-    X, y = make_task(task, n=120)
-    kw = dict(hidden_layer_sizes=(8,), alpha=0.01, batch_size=16, shuffle=False,
-              tol=0.0, n_iter_no_change=3, random_state=4, activation="tanh",
-              early_stopping=True, validation_fraction=0.25, solver="sgd",
-              learning_rate_init=0.3, momentum=0.9)
-    kw.update(extra)
-    kw.update(params)
-    kw.update(warm_start=True, max_iter=1)
-    sk, fn = sk_cls(**kw), fn_cls(**kw)
-    sk.fit(X, y, sample_weight=sample_weight)
-    fn.fit(X, y, sample_weight=sample_weight)
-    W, b = random_weights(sk, scale=1.0)
+    base = dict(hidden_layer_sizes=(8,), alpha=0.01, batch_size=16, shuffle=False,
+                tol=0.0, n_iter_no_change=3, random_state=4, activation="tanh",
+                early_stopping=True, validation_fraction=0.25, solver="sgd",
+                learning_rate_init=0.3, momentum=0.9)
+    sk, fn, X, y, W, b = same_start(task, base, params, sample_weight, n=120, scale=1.0)
     for m in (sk, fn):
-        set_weights(m, W, b)
         m.loss_curve_ = []
         m.validation_scores_ = []
         m.best_validation_score_ = -np.inf
