@@ -312,8 +312,12 @@ def plan(args):
 
 def best_of_processes(peer, name, threads, args):
     """run_worker args.processes times; the fastest process's result, with
-    every run's time kept (times_by_process)."""
+    every run's time kept (times_by_process); for the sgemm probe, the
+    highest rate."""
     runs = [run_worker(peer, name, threads, args) for _ in range(args.processes)]
+    rates = [r for r in runs if r.get("status") == "ok" and "sgemm_gflops" in r]
+    if rates:  # the machine's sgemm rate: the fastest process
+        return max(rates, key=lambda r: r["sgemm_gflops"])
     timed = [r for r in runs if r.get("status") == "ok" and "seconds" in r]
     if not timed:
         return runs[0]

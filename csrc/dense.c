@@ -25,6 +25,14 @@
 #define FNN_SPLIT_GEMM (1 << 18)
 #endif
 
+/* The largest power of two <= x, capped at 8 (at least 1). */
+static int64_t pow2_blocks(int64_t x)
+{
+    int64_t p = 1;
+    while (p < 8 && 2 * p <= x) p *= 2;
+    return p;
+}
+
 #define FNN_GENERIC_BODY "dense.c"
 #include "generic.h"
 
@@ -102,14 +110,6 @@ FNN_HOT static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t 
     }
 }
 
-/* The largest power of two <= x, capped at 8 (at least 1). */
-static int64_t FN(pow2_blocks)(int64_t x)
-{
-    int64_t p = 1;
-    while (p < 8 && 2 * p <= x) p *= 2;
-    return p;
-}
-
 void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
                   int64_t k, REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                   int64_t ldb, REAL beta, REAL *c, int64_t ldc)
@@ -130,7 +130,7 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
     int64_t n_blocks = 1, block = n;
     if (m * n * k > FNN_SPLIT_GEMM) {
         const int64_t units = (n + 15) / 16;
-        n_blocks = FN(pow2_blocks)(units / 4);
+        n_blocks = pow2_blocks(units / 4);
         block = (units + n_blocks - 1) / n_blocks * 16;
         n_blocks = (n + block - 1) / block;
     }

@@ -507,6 +507,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # sklearn's learning_rate strings only ever drive the 'sgd' solver.
         fixed_lr = (self.solver != "sgd" and isinstance(self.learning_rate, str)
                     and self.learning_rate in ("constant", "invscaling", "adaptive"))
+        if fixed_lr:  # the same every epoch
+            lrs = np.full(steps_per_epoch, float(self.learning_rate_init))
         # Drawn only when masks are needed, so that without dropout the random
         # stream (and so the shuffling) is exactly sklearn's.
         seed = int(self._random_state.randint(0, 2**31 - 1)) if net_has_dropout else 0
@@ -522,10 +524,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 t0 = time.perf_counter()
                 if self.shuffle:
                     self._random_state.shuffle(order)
-                if fixed_lr:
-                    if it == 0:  # the same every epoch
-                        lrs = np.full(steps_per_epoch, float(self.learning_rate_init))
-                else:
+                if not fixed_lr:
                     # A fresh schedule's first epoch counts no samples seen (sklearn
                     # makes a new optimizer per fit: its first epoch runs at lr0).
                     seen = self.t_ if self._epoch > 0 else 0
