@@ -33,6 +33,36 @@ static int64_t pow2_blocks(int64_t x)
     return p;
 }
 
+/* fnn_sgemm_avx512 on n_threads threads: C is cut into near-equal
+ * contiguous ranges of 8-row tiles or of 16-column units, whichever C has
+ * more of.  Each element's value does not depend on the cut (see
+ * gemm_avx512.c), so any thread count gives the same bits. */
+static void sgemm_kernel_parallel(int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
+                                  const float *a, int64_t lda, const float *b, int64_t ldb,
+                                  float beta, float *c, int64_t ldc, int nt)
+{
+    const int64_t row_units = (m + 7) / 8, col_units = (n + 15) / 16;
+    const int by_rows = row_units >= col_units;
+    const int64_t units = by_rows ? row_units : col_units;
+    int64_t parts = m * n * k > FNN_SPLIT_GEMM ? nt : 1;
+    if (parts > units)
+        parts = units;
+    const int64_t sr = trans_a ? 1 : lda; /* op(A)'s row stride */
+    int64_t work = parts > 1 ? m * n * k : 0;
+    FNN_PAR_FOR(nt, work, int64_t t = 0; t < parts; t++, {
+        int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
+        if (by_rows) {
+            int64_t i0 = 8 * u0, i1 = 8 * u1 < m ? 8 * u1 : m;
+            fnn_sgemm_avx512(trans_a, i1 - i0, n, k, alpha, a + i0 * sr, lda, b, ldb, beta,
+                             c + i0 * ldc, ldc);
+        } else {
+            int64_t j0 = 16 * u0, j1 = 16 * u1 < n ? 16 * u1 : n;
+            fnn_sgemm_avx512(trans_a, m, j1 - j0, k, alpha, a, lda, b + j0, ldb, beta, c + j0,
+                             ldc);
+        }
+    });
+}
+
 #define FNN_GENERIC_BODY "dense.c"
 #include "generic.h"
 
@@ -120,6 +150,13 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
         FN(small_gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
+#if REAL_IS_FLOAT
+    if (blas->sgemm_kernel && !trans_b && fnn_sgemm_kernel_available()) {
+        sgemm_kernel_parallel(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                              blas->n_threads);
+        return;
+    }
+#endif
     /* Column blocks of C, in whole 16-column units (the BLAS kernel's
      * width), computed in parallel.  The blocking depends on the shape only,
      * never on the thread count, so every element is computed the same way

@@ -129,14 +129,21 @@ typedef struct {
     int32_t n_threads;          /* OpenMP threads for the element-wise kernels (>= 1) */
 } fnn_net;
 
-/* The BLAS to call.  Large products are split into column blocks computed
- * on n_threads OpenMP threads, each block one BLAS call: the caller holds
- * BLAS's own threading at 1 meanwhile (one thread pool, no oversubscription). */
+/* The BLAS to call.  Large products are split into blocks computed on
+ * n_threads OpenMP threads, each block one BLAS call: the caller holds
+ * BLAS's own threading at 1 meanwhile (one thread pool, no oversubscription).
+ * With sgemm_kernel set, single-precision products whose B is not
+ * transposed run in the core's own AVX-512 kernel instead, on CPUs that
+ * have AVX-512F (gemm_avx512.c); 0 keeps every product in BLAS. */
 typedef struct {
     fnn_sgemm_t sgemm;
     fnn_dgemm_t dgemm;
     int32_t n_threads;
+    int32_t sgemm_kernel;
 } fnn_blas;
+
+/* 1 when this build and CPU can run the core's AVX-512 sgemm kernel. */
+int fnn_sgemm_kernel_available(void);
 
 /*
  * Training data (or data to predict on): X is either dense, element (i, j)

@@ -522,7 +522,7 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
         ok = FN(ws_init)(&ws[t], &al[t], net, chunk, dropout_on, 0);
     if (ok) {
         /* Inside a chunk everything runs on its thread alone. */
-        fnn_blas inner = blas != NULL ? *blas : (fnn_blas){NULL, NULL, 1};
+        fnn_blas inner = blas != NULL ? *blas : (fnn_blas){NULL, NULL, 1, 0};
         inner.n_threads = 1;
         /* Contiguous dense input is read in place instead of gathered. */
         const int direct = data->csr_indptr == NULL && data->col_stride == 1 &&

@@ -486,6 +486,34 @@ def test_thread_count_does_not_change_result_parallel_kernels():
     np.testing.assert_array_equal(r1.predict_proba(X), r2.predict_proba(X))
 
 
+def test_sgemm_kernel_matches_blas_and_is_thread_independent():
+    """float32 products with an untransposed B run in the core's AVX-512
+    kernel where the CPU has it (csrc/gemm_avx512.c): at mini-batch shapes
+    (few rows, short inner dimension, split across threads) it must train
+    bitwise alike on 1 and 2 threads, and like the BLAS path up to rounding."""
+    from fastnn import _core
+
+    if not _core.sgemm_kernel_available():
+        pytest.skip("no AVX-512F on this CPU: every product runs in BLAS")
+    rng = np.random.RandomState(0)
+    X = rng.randn(640, 300).astype(np.float32)
+    y = rng.randint(10, size=640)
+    kw = dict(hidden_layer_sizes=(300, 100), batch_size=32, max_iter=2, random_state=0,
+              solver="sgd", momentum=0.9, learning_rate_init=0.01, tol=0)
+    r1 = _fit_with_threads(MLPClassifier, 1, X, y, **kw)
+    r2 = _fit_with_threads(MLPClassifier, 2, X, y, **kw)
+    assert_weights_equal(r1, r2)
+    previous = _core.use_sgemm_kernel(False)
+    try:
+        blas = _fit_with_threads(MLPClassifier, 2, X, y, **kw)
+    finally:
+        _core.use_sgemm_kernel(previous)
+    assert previous is True
+    for a, b in zip(all_weights(r1), all_weights(blas)):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+    assert not all(np.array_equal(a, b) for a, b in zip(all_weights(r1), all_weights(blas)))
+
+
 def test_thread_count_does_not_change_lbfgs_result():
     X, _ = _threads_data(1)
     y = X[:, :5].sum(axis=1)

@@ -60,6 +60,9 @@ cdef extern from "fastnn.h":
         fnn_sgemm_t sgemm
         fnn_dgemm_t dgemm
         int32_t n_threads
+        int32_t sgemm_kernel
+
+    int fnn_sgemm_kernel_available()
 
     ctypedef struct fnn_data:
         int64_t n_rows, n_cols
@@ -138,6 +141,7 @@ cdef fnn_blas BLAS
 BLAS.sgemm = <fnn_sgemm_t>sgemm
 BLAS.dgemm = <fnn_dgemm_t>dgemm
 BLAS.n_threads = 1
+BLAS.sgemm_kernel = 1
 
 # The thread-count controls of the library behind scipy's sgemm.
 cdef fnn_blas_threads BLAS_THREADS
@@ -158,6 +162,20 @@ def blas_set_threads(int n):
         return False
     BLAS_THREADS.set(n)
     return True
+
+
+def sgemm_kernel_available():
+    """True when float32 products can run in the core's AVX-512 kernel."""
+    return fnn_sgemm_kernel_available() != 0
+
+
+def use_sgemm_kernel(bint on):
+    """Route float32 products through the core's AVX-512 kernel (the default,
+    where the CPU has it) or, with False, through BLAS (process-wide); returns
+    the previous setting."""
+    previous = BLAS.sgemm_kernel != 0
+    BLAS.sgemm_kernel = 1 if on else 0
+    return previous
 
 
 cdef inline fnn_blas blas_for(Network net):

@@ -1720,9 +1720,12 @@ static void t_threads(int f32)
     A.net.alpha = 1e-3;
     A.net.clip = FNN_CLIP_GLOBAL_NORM;
     A.net.clip_value = 1.0;
-    model B;
+    model B, K1, K2;
     model_clone(&B, &A);
     B.net.n_threads = 2;
+    model_clone(&K1, &A);
+    model_clone(&K2, &A);
+    K2.net.n_threads = 2;
     const int64_t np = A.net.n_params, no = n * 3;
     int64_t *order = iota(n);
     fnn_status st = FNN_OK;
@@ -1744,7 +1747,7 @@ static void t_threads(int f32)
     CHECK(st == FNN_OK && vsame(f32, oa, ob, no), "n_threads 2: predictions differ");
 
     /* reference BLAS, two threads: column blocks of the large products */
-    fnn_blas blas = {ref_sgemm, ref_dgemm, 2};
+    fnn_blas blas = {ref_sgemm, ref_dgemm, 2, 0};
     double tol = f32 ? 1e-4 : 1e-10;
     st = api_loss_grad(f32, &B.net, &blas, B.params, &D.data, 0, 1, 3, &lb, NULL, gb);
     CHECK(st == FNN_OK && fabs(la - lb) <= tol * la, "BLAS loss %.12g vs %.12g", lb, la);
@@ -1753,6 +1756,25 @@ static void t_threads(int f32)
     st = api_predict(f32, &B.net, &blas, B.params, B.stats, &D.data, 100, 1, 3, ob);
     CHECK(st == FNN_OK && vmaxdiff(f32, oa, ob, no) <= tol, "BLAS predictions differ by %.3g",
           vmaxdiff(f32, oa, ob, no));
+
+    /* the AVX-512 sgemm kernel (float only; a no-op flag elsewhere): one
+     * and two threads train bitwise-identical models, close to plain C's */
+    if (f32) {
+        fnn_blas k1 = {ref_sgemm, ref_dgemm, 1, 1}, k2 = {ref_sgemm, ref_dgemm, 2, 1};
+        st = FNN_OK;
+        for (int e = 0; e < 2; e++) {
+            st |= train_order(&K1, &D.data, &k1, order, n, n, 0.01, 1 + (uint64_t)e, NULL);
+            st |= train_order(&K2, &D.data, &k2, order, n, n, 0.01, 1 + (uint64_t)e, NULL);
+        }
+        CHECK(st == FNN_OK && vsame(f32, K1.params, K2.params, np),
+              "kernel: n_threads 2 trains differently (max diff %.3g)",
+              vmaxdiff(f32, K1.params, K2.params, np));
+        CHECK(vmaxdiff(f32, K1.params, A.params, np) <= 1e-3 * vmaxabs(f32, A.params, np),
+              "kernel: trained parameters off plain C's by %.3g",
+              vmaxdiff(f32, K1.params, A.params, np));
+    }
+    model_free(&K1);
+    model_free(&K2);
     free(ga);
     free(gb);
     free(oa);
@@ -1761,6 +1783,83 @@ static void t_threads(int f32)
     model_free(&A);
     model_free(&B);
     ds_free(&D);
+}
+
+/* The core's product, declared here: the kernel tests call it directly. */
+void fnn_gemm_f32(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
+                  int64_t k, float alpha, const float *a, int64_t lda, const float *b,
+                  int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* The AVX-512 sgemm kernel (blas->sgemm_kernel) against a double-precision
+ * reference, over row counts around its 8-row tiles, widths around its
+ * 16-column vectors and 48-column panels, both op(A) layouts, padded leading
+ * dimensions (the padding must stay untouched) and alpha/beta; two threads
+ * (a split C) must give the bits of one. */
+static void t_sgemm_kernel(void)
+{
+    if (!fnn_sgemm_kernel_available()) {
+        printf("     (no AVX-512F on this CPU: the kernel is not used, BLAS is)\n");
+        return;
+    }
+    static const int64_t ms[] = {1, 5, 8, 9, 16, 23, 32, 65};
+    static const int64_t ns[] = {17, 31, 32, 47, 48, 49, 100, 300};
+    static const int64_t ks[] = {16, 33, 300};
+    static const float ab[][2] = {{1, 0}, {1, 1}, {0.5f, -2}};
+    fnn_blas b1 = {ref_sgemm, ref_dgemm, 1, 1}, b2 = {ref_sgemm, ref_dgemm, 2, 1};
+    rng_t r = {2024};
+    int cases = 0;
+    for (int ta = 0; ta < 2; ta++)
+        for (size_t im = 0; im < sizeof ms / sizeof ms[0]; im++)
+            for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+                for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++) {
+                    const int64_t m = ms[im], n = ns[in], k = ks[ik];
+                    const int64_t lda = (ta ? m : k) + 3, ldb = n + 5, ldc = n + 2;
+                    const float alpha = ab[(im + in + ik) % 3][0], beta = ab[(im + in + ik) % 3][1];
+                    float *a = xcalloc((ta ? k : m) * lda, sizeof(float));
+                    float *b = xcalloc(k * ldb, sizeof(float));
+                    float *c0 = xcalloc(m * ldc, sizeof(float)), *c1 = xcalloc(m * ldc, sizeof(float));
+                    float *c2 = xcalloc(m * ldc, sizeof(float));
+                    for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = (float)rng_normal(&r);
+                    for (int64_t i = 0; i < k * ldb; i++) b[i] = (float)rng_normal(&r);
+                    for (int64_t i = 0; i < m * ldc; i++) c0[i] = c1[i] = c2[i] = (float)rng_normal(&r);
+                    fnn_gemm_f32(&b1, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+                    fnn_gemm_f32(&b2, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc);
+                    double worst = 0;
+                    int pad_ok = 1;
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < ldc; j++) {
+                            const float got = c1[i * ldc + j], old = c0[i * ldc + j];
+                            if (j >= n) {
+                                pad_ok &= got == old;
+                                continue;
+                            }
+                            double s = 0, sa = 0;
+                            for (int64_t p = 0; p < k; p++) {
+                                double x = ta ? a[p * lda + i] : a[i * lda + p];
+                                s += x * b[p * ldb + j];
+                                sa += fabs(x * b[p * ldb + j]);
+                            }
+                            double ref = alpha * s + beta * (double)old;
+                            double scale = fabs(alpha) * sa + fabs(beta * (double)old) + 1e-30;
+                            double e = fabs(got - ref) / scale;
+                            worst = e > worst ? e : worst;
+                        }
+                    CHECK(worst <= 4 * k * 6e-8 + 1.2e-7,
+                          "trans_a %d m %lld n %lld k %lld: relative error %.3g", ta, (long long)m,
+                          (long long)n, (long long)k, worst);
+                    CHECK(pad_ok, "trans_a %d m %lld n %lld k %lld: wrote past column n", ta,
+                          (long long)m, (long long)n, (long long)k);
+                    CHECK(memcmp(c1, c2, (size_t)(m * ldc) * sizeof(float)) == 0,
+                          "trans_a %d m %lld n %lld k %lld: two threads differ", ta, (long long)m,
+                          (long long)n, (long long)k);
+                    free(a);
+                    free(b);
+                    free(c0);
+                    free(c1);
+                    free(c2);
+                    cases++;
+                }
+    CHECK(cases == 2 * 8 * 8 * 3, "ran %d shapes", cases);
 }
 
 int main(void)
@@ -1869,5 +1968,8 @@ int main(void)
         t_threads(f32);
         chk_end();
     }
+    chk_begin("sgemm_kernel");
+    t_sgemm_kernel();
+    chk_end();
     return chk_summary();
 }
