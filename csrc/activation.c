@@ -120,29 +120,29 @@ FNN_HOT void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *p
             for (int64_t i = 0; i < n; i++) out[i] = pre[i];
         break;
     case FNN_ACT_LOGISTIC:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = FN(sigmoid)(pre[i]););
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = FN(sigmoid)(pre[i]););
         break;
     case FNN_ACT_TANH:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = (REAL)tanh(pre[i]););
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = (REAL)tanh(pre[i]););
         break;
     case FNN_ACT_RELU:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : 0;);
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = pre[i] > 0 ? pre[i] : 0;);
         break;
     case FNN_ACT_LEAKY_RELU:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : s * pre[i];);
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = pre[i] > 0 ? pre[i] : s * pre[i];);
         break;
     case FNN_ACT_ELU:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] > 0 ? pre[i] : FN(expm1_nonpos)(pre[i]););
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = pre[i] > 0 ? pre[i] : FN(expm1_nonpos)(pre[i]););
         break;
     case FNN_ACT_SELU:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = (REAL)(pre[i] > 0 ? SELU_LAMBDA * pre[i]
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = (REAL)(pre[i] > 0 ? SELU_LAMBDA * pre[i]
                                        : SELU_LAMBDA * SELU_ALPHA * FN(expm1_nonpos)(pre[i])););
         break;
     case FNN_ACT_SWISH:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = pre[i] * FN(sigmoid)(pre[i]););
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = pre[i] * FN(sigmoid)(pre[i]););
         break;
     case FNN_ACT_EXP:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, out[i] = (REAL)exp(pre[i]););
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = (REAL)exp(pre[i]););
         break;
     case FNN_ACT_SOFTMAX:
         FNN_PAR_FOR(nt, n, int64_t r = 0; r < rows; r++, {
@@ -172,36 +172,36 @@ FNN_HOT void FN(fnn_act_backward)(int act, double slope, REAL *dpre, const REAL 
             for (int64_t i = 0; i < n; i++) dpre[i] = dout[i];
         break;
     case FNN_ACT_LOGISTIC:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = dout[i] * out[i] * (1 - out[i]););
+        FNN_PAR_ELEMENTS(nt, n, i, dpre[i] = dout[i] * out[i] * (1 - out[i]););
         break;
     case FNN_ACT_TANH:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = dout[i] * (1 - out[i] * out[i]););
+        FNN_PAR_ELEMENTS(nt, n, i, dpre[i] = dout[i] * (1 - out[i] * out[i]););
         break;
     case FNN_ACT_RELU:
         /* As sklearn: zero gradient where the output is 0 (pre <= 0). */
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = pre[i] > 0 ? dout[i] : 0;);
+        FNN_PAR_ELEMENTS(nt, n, i, dpre[i] = pre[i] > 0 ? dout[i] : 0;);
         break;
     case FNN_ACT_LEAKY_RELU:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = pre[i] > 0 ? dout[i] : s * dout[i];);
+        FNN_PAR_ELEMENTS(nt, n, i, dpre[i] = pre[i] > 0 ? dout[i] : s * dout[i];);
         break;
     case FNN_ACT_ELU:
         /* d/dx (e^x - 1) = e^x = out + 1 */
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = pre[i] > 0 ? dout[i] : dout[i] * (out[i] + 1););
+        FNN_PAR_ELEMENTS(nt, n, i, dpre[i] = pre[i] > 0 ? dout[i] : dout[i] * (out[i] + 1););
         break;
     case FNN_ACT_SELU:
         /* d/dx lambda alpha (e^x - 1) = out + lambda alpha */
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = pre[i] > 0 ? (REAL)(SELU_LAMBDA * dout[i])
+        FNN_PAR_ELEMENTS(nt, n, i, dpre[i] = pre[i] > 0 ? (REAL)(SELU_LAMBDA * dout[i])
                                  : (REAL)(dout[i] * (out[i] + SELU_LAMBDA * SELU_ALPHA)););
         break;
     case FNN_ACT_SWISH:
         /* d/dx x sig(x) = sig(x) (1 + x (1 - sig(x))) */
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+        FNN_PAR_ELEMENTS(nt, n, i, {
             REAL sg = FN(sigmoid)(pre[i]);
             dpre[i] = dout[i] * sg * (1 + pre[i] * (1 - sg));
         });
         break;
     case FNN_ACT_EXP:
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dpre[i] = dout[i] * out[i];);
+        FNN_PAR_ELEMENTS(nt, n, i, dpre[i] = dout[i] * out[i];);
         break;
     default:
         break;

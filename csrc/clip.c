@@ -17,7 +17,7 @@
 FNN_HOT static void FN(scale_tensor)(REAL *g, int64_t n, double factor, int nt)
 {
     const REAL f = (REAL)factor;
-    FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, g[i] *= f;);
+    FNN_PAR_ELEMENTS(nt, n, i, g[i] *= f;);
 }
 
 FNN_HOT void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_norms,
@@ -30,7 +30,7 @@ FNN_HOT void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double
             REAL *g = grad + off[t];
             const REAL lo = (REAL)-c, hi = (REAL)c;
             int64_t n = len[t];
-            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]););
+            FNN_PAR_ELEMENTS(nt, n, i, g[i] = g[i] < lo ? lo : (g[i] > hi ? hi : g[i]););
         }
         break;
     case FNN_CLIP_NORM:

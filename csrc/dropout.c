@@ -35,14 +35,14 @@ FNN_HOT void FN(fnn_dropout_forward)(REAL *out, uint8_t *keep, const REAL *x, in
     if (alpha) {
         double a, b, ap;
         alpha_dropout_coefs(rate, &a, &b, &ap);
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+        FNN_PAR_ELEMENTS(nt, n, i, {
             keep[i] = fnn_uniform(seed, stream, index0 + (uint64_t)i) >= rate;
             out[i] = (REAL)(a * (keep[i] ? (double)x[i] : ap) + b);
         });
         return;
     }
     const REAL scale = (REAL)(1.0 / (1.0 - rate));
-    FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+    FNN_PAR_ELEMENTS(nt, n, i, {
         keep[i] = fnn_uniform(seed, stream, index0 + (uint64_t)i) >= rate;
         out[i] = keep[i] ? x[i] * scale : 0;
     });
@@ -59,7 +59,7 @@ FNN_HOT void FN(fnn_dropout_backward)(REAL *dx, const REAL *dy, const uint8_t *k
     } else {
         scale = (REAL)(1.0 / (1.0 - rate));
     }
-    FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, dx[i] = keep[i] ? dy[i] * scale : 0;);
+    FNN_PAR_ELEMENTS(nt, n, i, dx[i] = keep[i] ? dy[i] * scale : 0;);
 }
 
 #endif

@@ -32,12 +32,12 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
     case FNN_SOLVER_SGD: {
         const REAL mu = (REAL)net->momentum, r = (REAL)lr;
         if (net->nesterov) {
-            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+            FNN_PAR_ELEMENTS(nt, n, i, {
                 m[i] = mu * m[i] - r * grad[i];
                 params[i] += mu * m[i] - r * grad[i];
             });
         } else {
-            FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+            FNN_PAR_ELEMENTS(nt, n, i, {
                 m[i] = mu * m[i] - r * grad[i];
                 params[i] += m[i];
             });
@@ -48,7 +48,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
         /* lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); theta -= lr_t m / (sqrt(v) + eps) */
         const REAL lr_t =
             (REAL)(lr * sqrt(1.0 - pow(net->beta_2, t)) / (1.0 - pow(net->beta_1, t)));
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+        FNN_PAR_ELEMENTS(nt, n, i, {
             m[i] = b1 * m[i] + (1 - b1) * grad[i];
             v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
             params[i] -= lr_t * m[i] / (SQRT(v[i]) + eps);
@@ -58,7 +58,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
     case FNN_SOLVER_ADAGRAD: {
         /* acc starts at initial_accumulator_value (set by the caller). */
         const REAL r = (REAL)lr;
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+        FNN_PAR_ELEMENTS(nt, n, i, {
             m[i] += grad[i] * grad[i];
             params[i] -= r * grad[i] / SQRT(m[i] + eps);
         });
@@ -66,7 +66,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
     }
     case FNN_SOLVER_RMSPROP: {
         const REAL rho = (REAL)net->rho, r = (REAL)lr;
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+        FNN_PAR_ELEMENTS(nt, n, i, {
             m[i] = rho * m[i] + (1 - rho) * grad[i] * grad[i];
             params[i] -= r * grad[i] / SQRT(m[i] + eps);
         });
@@ -74,7 +74,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
     }
     case FNN_SOLVER_ADAMAX: {
         const REAL r = (REAL)(lr / (1.0 - pow(net->beta_1, t)));
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+        FNN_PAR_ELEMENTS(nt, n, i, {
             m[i] = b1 * m[i] + (1 - b1) * grad[i];
             REAL ag = grad[i] < 0 ? -grad[i] : grad[i], bu = b2 * v[i];
             v[i] = bu > ag ? bu : ag;
@@ -94,7 +94,7 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
         const REAL cg = (REAL)((1.0 - mu_t) / (1.0 - prod));
         const REAL cv = (REAL)(1.0 / (1.0 - pow(net->beta_2, t)));
         const REAL r = (REAL)lr;
-        FNN_PAR_FOR(nt, n, int64_t i = 0; i < n; i++, {
+        FNN_PAR_ELEMENTS(nt, n, i, {
             m[i] = b1 * m[i] + (1 - b1) * grad[i];
             v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
             REAL m_hat = cm * m[i] + cg * grad[i];
