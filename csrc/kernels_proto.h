@@ -1,8 +1,9 @@
 /* Prototypes of the type-generic kernels; instantiated by generic.h. */
 
 /* ---- dense.c ---------------------------------------------------------- */
-/* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, through BLAS or, for
- * shapes too small to amortize a BLAS call, a plain loop. */
+/* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, through BLAS, the
+ * AVX-512 kernel (float, B not transposed, blas->sgemm_kernel set) or, for
+ * shapes too small to amortize a call, a plain loop. */
 void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
                   int64_t k, REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                   int64_t ldb, REAL beta, REAL *c, int64_t ldc);

@@ -1,7 +1,8 @@
 """One thread pool while the C core runs.
 
 The core parallelizes everything itself with OpenMP, large matrix products
-included (split into column blocks, one single-threaded BLAS call each). So
+included (split into blocks, one single-threaded BLAS or AVX-512 kernel call
+each). So
 while it runs, BLAS's own threads are held at one: two pools spinning on the
 same cores (OpenMP's and OpenBLAS's) slow each other down by orders of
 magnitude on a busy machine, and a multi-threaded BLAS would make results
