@@ -191,6 +191,10 @@ def report(info, results, args) -> str:
                    for r in results for t in r.get("threadpools", []) if r["peer"] in ("fastnn", "sklearn", "sgemm")})
     if blas:
         out.append("- thread pools seen (threadpoolctl, fastnn/sklearn/sgemm workers): " + "; ".join(blas))
+    kernel = {r.get("sgemm_kernel") for r in results if r["peer"] == "fastnn"} - {None}
+    if kernel:
+        out.append("- fastnn's float32 products: " + ("its AVX-512 kernel (products with B not "
+                   "transposed), BLAS for the rest" if kernel == {True} else "BLAS"))
     if hasattr(os, "getloadavg"):
         out.append(f"- 1-min load average at the start: {info['loadavg'][0]:.2f} (other processes compete "
                    "for the cores; compare ratios within a run only)")

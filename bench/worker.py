@@ -83,6 +83,9 @@ def run(peer_name: str, workload: str, threads: int, quick: bool, repeat: int) -
         return res
     import numpy as np
     res["rss_imports_mb"] = current_rss_mb()
+    if peer_name == "fastnn":
+        from fastnn import _core
+        res["sgemm_kernel"] = _core.sgemm_kernel_in_use()
     X, y = workloads.make_data(w)
     res["x_mb"] = X.nbytes / MB
     res["rss_baseline_mb"] = current_rss_mb()

@@ -7,6 +7,7 @@ partial_fit, determinism (also across thread counts), sample_weight and the
 fitted attributes.
 """
 
+import os
 import pickle
 import warnings
 
@@ -508,10 +509,27 @@ def test_sgemm_kernel_matches_blas_and_is_thread_independent():
         blas = _fit_with_threads(MLPClassifier, 2, X, y, **kw)
     finally:
         _core.use_sgemm_kernel(previous)
-    assert previous is True
+    assert previous is True and _core.sgemm_kernel_in_use()
     for a, b in zip(all_weights(r1), all_weights(blas)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
     assert not all(np.array_equal(a, b) for a, b in zip(all_weights(r1), all_weights(blas)))
+
+
+def test_sgemm_kernel_environment_opt_out():
+    """FASTNN_SGEMM_KERNEL=0 keeps every product in BLAS (read at import)."""
+    import subprocess
+    import sys
+
+    code = "from fastnn import _core; print(_core.sgemm_kernel_in_use())"
+    out = {}
+    for value in ("0", "1"):
+        env = dict(os.environ, FASTNN_SGEMM_KERNEL=value)
+        out[value] = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                    capture_output=True, text=True).stdout.strip()
+    from fastnn import _core
+
+    assert out["0"] == "False"
+    assert out["1"] == str(_core.sgemm_kernel_available())
 
 
 def test_thread_count_does_not_change_lbfgs_result():

@@ -11,6 +11,8 @@ cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
+import os
+
 cnp.import_array()
 
 
@@ -141,7 +143,8 @@ cdef fnn_blas BLAS
 BLAS.sgemm = <fnn_sgemm_t>sgemm
 BLAS.dgemm = <fnn_dgemm_t>dgemm
 BLAS.n_threads = 1
-BLAS.sgemm_kernel = 1
+# FASTNN_SGEMM_KERNEL=0 in the environment keeps every product in BLAS.
+BLAS.sgemm_kernel = 0 if os.environ.get("FASTNN_SGEMM_KERNEL", "1").strip() == "0" else 1
 
 # The thread-count controls of the library behind scipy's sgemm.
 cdef fnn_blas_threads BLAS_THREADS
@@ -167,6 +170,11 @@ def blas_set_threads(int n):
 def sgemm_kernel_available():
     """True when float32 products can run in the core's AVX-512 kernel."""
     return fnn_sgemm_kernel_available() != 0
+
+
+def sgemm_kernel_in_use():
+    """True when float32 products (B not transposed) run in the AVX-512 kernel."""
+    return BLAS.sgemm_kernel != 0 and fnn_sgemm_kernel_available() != 0
 
 
 def use_sgemm_kernel(bint on):
