@@ -220,13 +220,18 @@ fnn_status fnn_loss_grad_f64(const fnn_net *net, const fnn_blas *blas, const dou
  * chunks of chunk_rows; out is n_rows x units[n_layers], row-major, holding
  * the output activation.  dropout_on = 1 gives one Monte-Carlo dropout
  * sample keyed by seed.
+ * nonfinite (may be NULL) receives 1 when some first Dense layer output was
+ * NaN or infinite, else 0.  Without dropout on the inputs a NaN or infinity
+ * anywhere in a row of X makes all of that row's first-layer outputs
+ * non-finite, so 0 proves X finite (1 can also come from overflow of finite
+ * inputs): the caller checks X itself only then.
  */
 fnn_status fnn_predict_f32(const fnn_net *net, const fnn_blas *blas, const float *params,
                            const float *stats, const fnn_data *data, int64_t chunk_rows,
-                           int32_t dropout_on, uint64_t seed, float *out);
+                           int32_t dropout_on, uint64_t seed, float *out, int32_t *nonfinite);
 fnn_status fnn_predict_f64(const fnn_net *net, const fnn_blas *blas, const double *params,
                            const double *stats, const fnn_data *data, int64_t chunk_rows,
-                           int32_t dropout_on, uint64_t seed, double *out);
+                           int32_t dropout_on, uint64_t seed, double *out, int32_t *nonfinite);
 
 /* Global thread-count controls of a BLAS library (OpenBLAS or MKL). */
 typedef struct {

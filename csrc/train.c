@@ -499,14 +499,31 @@ fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REA
     return FNN_OK;
 }
 
+/* 1 when some x[i] is NaN or infinite: x * 0 is NaN exactly for those and
+ * +-0 otherwise, summed in 16 independent lanes (one vectorized pass; a
+ * single running sum would be a serial chain of additions). */
+FNN_HOT static int FN(fnn_any_nonfinite)(const REAL *x, int64_t n)
+{
+    REAL lane[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) lane[k] += x[i + k] * 0;
+    for (; i < n; i++) lane[0] += x[i] * 0;
+    int bad = 0;
+    for (int k = 0; k < 16; k++) bad |= lane[k] != lane[k];
+    return bad;
+}
+
 fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
                            const REAL *stats, const fnn_data *data, int64_t chunk_rows,
-                           int32_t dropout_on, uint64_t seed, REAL *out)
+                           int32_t dropout_on, uint64_t seed, REAL *out, int32_t *nonfinite)
 {
     if (!fnn_check_net(net) || !fnn_check_data(net, data) || out == NULL)
         return FNN_ERR_BADARG;
     const int L = net->n_layers;
     const int64_t n = data->n_rows, n_in = net->units[0], n_out = net->units[L];
+    if (nonfinite != NULL)
+        *nonfinite = 0;
     if (n == 0)
         return FNN_OK;
     const int64_t chunk = chunk_rows < 1 || chunk_rows > n ? n : chunk_rows;
@@ -517,7 +534,8 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
     const int n_ws = (int)(n_chunks < net->n_threads ? n_chunks : net->n_threads);
     fnn_allocs *al = calloc((size_t)n_ws, sizeof(fnn_allocs));
     FN(fnn_ws) *ws = calloc((size_t)n_ws, sizeof(FN(fnn_ws)));
-    int ok = al != NULL && ws != NULL;
+    int32_t *bad = calloc((size_t)n_ws, sizeof(int32_t)); /* per thread */
+    int ok = al != NULL && ws != NULL && bad != NULL;
     for (int t = 0; ok && t < n_ws; t++)
         ok = FN(ws_init)(&ws[t], &al[t], net, chunk, dropout_on, 0);
     if (ok) {
@@ -532,10 +550,11 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
 #endif
         for (int64_t c = 0; c < n_chunks; c++) {
 #ifdef _OPENMP
-            FN(fnn_ws) *w = &ws[omp_get_thread_num()];
+            const int th = omp_get_thread_num();
 #else
-            FN(fnn_ws) *w = &ws[0];
+            const int th = 0;
 #endif
+            FN(fnn_ws) *w = &ws[th];
             const int64_t start = c * chunk, rows = start + chunk <= n ? chunk : n - start;
             REAL *own_xin = w->xin;
             if (direct) {
@@ -547,11 +566,15 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
             FN(forward)(net, &inner, params, stats, w, rows, 0, dropout_on, seed, 0, start, 1);
             memcpy(out + start * n_out, w->h[L], (size_t)(rows * n_out) * sizeof(REAL));
             w->xin = own_xin;
+            if (nonfinite != NULL)
+                bad[th] |= FN(fnn_any_nonfinite)(w->z[0], rows * net->units[1]);
         }
+        for (int t = 0; nonfinite != NULL && t < n_ws; t++) *nonfinite |= bad[t];
     }
     for (int t = 0; al != NULL && t < n_ws; t++) fnn_free_all(&al[t]);
     free(al);
     free(ws);
+    free(bad);
     return ok ? FNN_OK : FNN_ERR_NOMEM;
 }
 

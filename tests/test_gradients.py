@@ -488,6 +488,24 @@ def test_float32_matches_float64(act, loss, bn, bn_input, dropout):
     np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-4 * scale)
 
 
+@pytest.mark.parametrize("act,bn,bn_input,dropout", [
+    ("relu", False, False, None), ("elu", "before", True, [0.1, 0.2, 0.0]),
+    ("swish", "after", False, None)])
+def test_float32_kernel_matches_float64(act, bn, bn_input, dropout):
+    """Widths above the small-product cutoff: float32 forward and weight
+    gradient products run in the AVX-512 kernel where the CPU has it
+    (csrc/gemm_avx512.c), BLAS otherwise; float64 always in BLAS."""
+    case = Case([20, 40, 24, 3], act, "log_loss", n=37, weighted=True, batch_norm=bn,
+                batch_norm_input=bn_input, dropout=dropout, alpha=0.01, seed=29)
+    for name in ("params", "X", "y", "sw"):
+        setattr(case, name, getattr(case, name).astype(np.float32).astype(np.float64))
+    on = dropout is not None
+    g64 = case.c(dropout_on=on, seed=5)[2]
+    g32 = case.c(dtype=np.float32, dropout_on=on, seed=5)[2]
+    # (not the loss: log_loss clips probabilities at the dtype's epsilon)
+    np.testing.assert_allclose(g32, g64, rtol=1e-3, atol=1e-5 * np.abs(g64).max())
+
+
 @pytest.mark.parametrize("bn", [False, "before", "after"])
 def test_large_network_blas_path(bn):
     """Shapes above the small-GEMM cutoff (4096 multiply-adds), so every product

@@ -679,6 +679,35 @@ def test_mc_samples_negative_is_rejected():
         clf.predict_proba(X, mc_samples=-3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["clf", "reg"])
+def test_predict_checks_x_finiteness_through_the_first_layer(dtype, kind):
+    """predict / predict_proba check dense X's finiteness as a side effect of
+    the first layer (fnn_predict's flag) instead of a separate pass: every
+    NaN or infinity, wherever it sits (any row, any column, in any chunk of
+    rows), still raises sklearn's ValueError; MC dropout keeps the full
+    check; finite X that overflows the first layer is not rejected."""
+    rng = np.random.RandomState(1)
+    X = rng.randn(600, 40).astype(dtype)
+    y = _targets(kind, rng, 600, 3).astype(float)
+    est = _est(kind, hidden_layer_sizes=(48,), max_iter=2, batch_size=64,
+               random_state=0).fit(X, y)
+    methods = [est.predict] + ([est.predict_proba] if kind == "clf" else [])
+    for value in (np.nan, np.inf, -np.inf):
+        for i, j in ((0, 0), (599, 39), (300, 17)):
+            Xbad = X.copy()
+            Xbad[i, j] = value
+            for method in methods:
+                with pytest.raises(ValueError, match=NONFINITE_MSG):
+                    method(Xbad)
+            mc = est.predict if kind == "reg" else est.predict_proba
+            with pytest.raises(ValueError, match=NONFINITE_MSG):
+                mc(Xbad, mc_samples=2)
+    assert np.isfinite(est.predict(X).astype(float)).all()
+    huge = X.astype(np.float64) * (1e36 if dtype == np.float32 else 1e305)
+    est.predict(huge)  # finite input: whatever the network makes of it, no error
+
+
 @isolated
 def test_float32_model_rejects_float64_x_beyond_float32_range():
     """A float32 model casts float64 X to float32: finite X beyond float32's

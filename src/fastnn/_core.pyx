@@ -103,10 +103,11 @@ cdef extern from "fastnn.h":
                                  const fnn_data *, int64_t, int32_t, uint64_t, double *,
                                  double *, double *) nogil
     fnn_status fnn_predict_f32(const fnn_net *, const fnn_blas *, const float *, const float *,
-                               const fnn_data *, int64_t, int32_t, uint64_t, float *) nogil
+                               const fnn_data *, int64_t, int32_t, uint64_t, float *,
+                               int32_t *) nogil
     fnn_status fnn_predict_f64(const fnn_net *, const fnn_blas *, const double *,
                                const double *, const fnn_data *, int64_t, int32_t, uint64_t,
-                               double *) nogil
+                               double *, int32_t *) nogil
     ctypedef struct fnn_blas_threads:
         int (*get)() noexcept nogil
         void (*set)(int) noexcept nogil
@@ -459,8 +460,11 @@ def loss_grad(Network net, params, X, y, sample_weight, grad, *, Py_ssize_t chun
 
 
 def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=256,
-            bint dropout_on=False, uint64_t seed=0):
-    """Output activations for X (inference mode; one MC-dropout sample when dropout_on)."""
+            bint dropout_on=False, uint64_t seed=0, bint return_nonfinite=False):
+    """Output activations for X (inference mode; one MC-dropout sample when
+    dropout_on).  With return_nonfinite, also whether some first-layer output
+    was NaN or infinite: False proves X finite when dropout is off (see
+    fnn_predict in fastnn.h)."""
     dtype = net.dtype
     cdef fnn_data d
     keep = fill_data(&d, net, X, None, None, False)
@@ -474,13 +478,14 @@ def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=256,
     cdef void *pp = data_ptr(p)
     cdef void *stp = data_ptr(st)
     cdef void *outp = data_ptr(out)
+    cdef int32_t nonfinite = 0
     if dtype == np.float32:
         with nogil:
             status = fnn_predict_f32(&net.net, &blas, <const float *>pp, <const float *>stp, &d,
-                                     chunk, drop, seed, <float *>outp)
+                                     chunk, drop, seed, <float *>outp, &nonfinite)
     else:
         with nogil:
             status = fnn_predict_f64(&net.net, &blas, <const double *>pp, <const double *>stp,
-                                     &d, chunk, drop, seed, <double *>outp)
+                                     &d, chunk, drop, seed, <double *>outp, &nonfinite)
     check_status(status)
-    return out
+    return (out, nonfinite != 0) if return_nonfinite else out

@@ -138,8 +138,8 @@ static fnn_status api_predict(int f32, const fnn_net *net, const fnn_blas *blas,
                               const void *params, const void *stats, const fnn_data *d,
                               int64_t chunk, int dropout_on, uint64_t seed, void *out)
 {
-    return f32 ? fnn_predict_f32(net, blas, params, stats, d, chunk, dropout_on, seed, out)
-               : fnn_predict_f64(net, blas, params, stats, d, chunk, dropout_on, seed, out);
+    return f32 ? fnn_predict_f32(net, blas, params, stats, d, chunk, dropout_on, seed, out, NULL)
+               : fnn_predict_f64(net, blas, params, stats, d, chunk, dropout_on, seed, out, NULL);
 }
 
 /* A reference gemm with BLAS's column-major Fortran convention. */
@@ -1785,6 +1785,43 @@ static void t_threads(int f32)
     ds_free(&D);
 }
 
+/* fnn_predict's nonfinite flag: 0 on finite X, 1 with a NaN or an infinity
+ * anywhere in X (in any chunk, on one or two threads, through a
+ * kernel-sized first layer and a tiny one), even where relu maps the NaN to
+ * a finite output. */
+static void t_predict_nonfinite(int f32)
+{
+    const int64_t n = 40, d = 24;
+    const int64_t wide[] = {d, 32, 3}, tiny[] = {d, 2, 3};
+    for (int shape = 0; shape < 2; shape++)
+        for (int nt = 1; nt <= 2; nt++) {
+            dataset D;
+            ds_init(&D, f32, n, d, 3, FNN_LOSS_LOG, 180);
+            model M;
+            model_init(&M, f32, 2, shape ? tiny : wide, FNN_ACT_RELU, FNN_LOSS_LOG, FNN_BN_NONE,
+                       0, 180);
+            M.net.n_threads = nt;
+            fnn_blas blas = {ref_sgemm, ref_dgemm, nt, 1};
+            void *out = xcalloc(n * 3, esz(f32));
+            const double bad_values[] = {0.5, NAN, INFINITY, -INFINITY};
+            for (int b = 0; b < 4; b++) {
+                D.X[33 * d + 17] = bad_values[b];
+                ds_retype(&D);
+                int32_t flag = -1;
+                fnn_status st = f32 ? fnn_predict_f32(&M.net, &blas, M.params, M.stats, &D.data, 7,
+                                                      0, 0, out, &flag)
+                                    : fnn_predict_f64(&M.net, &blas, M.params, M.stats, &D.data, 7,
+                                                      0, 0, out, &flag);
+                CHECK(st == FNN_OK && flag == (b > 0),
+                      "shape %d, %d threads, X value %g: status %d, flag %d", shape, nt,
+                      bad_values[b], st, flag);
+            }
+            free(out);
+            model_free(&M);
+            ds_free(&D);
+        }
+}
+
 /* The core's product, declared here: the kernel tests call it directly. */
 void fnn_gemm_f32(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
                   int64_t k, float alpha, const float *a, int64_t lda, const float *b,
@@ -1961,6 +1998,9 @@ int main(void)
             t_nonfinite(f32, v == 1, v == 2);
             chk_end();
         }
+        chk_begin("predict_nonfinite_flag[%s]", dt(f32));
+        t_predict_nonfinite(f32);
+        chk_end();
         chk_begin("chunk_rows[%s]", dt(f32));
         t_chunks(f32);
         chk_end();
