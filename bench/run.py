@@ -191,10 +191,13 @@ def report(info, results, args) -> str:
                    for r in results for t in r.get("threadpools", []) if r["peer"] in ("fastnn", "sklearn", "sgemm")})
     if blas:
         out.append("- thread pools seen (threadpoolctl, fastnn/sklearn/sgemm workers): " + "; ".join(blas))
-    kernel = {r.get("sgemm_kernel") for r in results if r["peer"] == "fastnn"} - {None}
-    if kernel:
-        out.append("- fastnn's float32 products: " + ("its AVX-512 kernel (products with B not "
-                   "transposed), BLAS for the rest" if kernel == {True} else "BLAS"))
+    kernel = {r.get("sgemm_kernel", "?") for r in results if r["peer"] == "fastnn"}
+    if kernel and kernel != {"?"}:
+        k = kernel.pop() if len(kernel) == 1 else "mixed"
+        out.append("- fastnn's float32 products: " + {
+            "avx512": "its AVX-512 kernel where B is not transposed, BLAS for the rest",
+            "avx2": "its AVX2 kernel for mini-batch forward products, BLAS for the rest",
+            None: "BLAS"}.get(k, str(k)) + " (FASTNN_SGEMM_KERNEL)")
     if hasattr(os, "getloadavg"):
         out.append(f"- 1-min load average at the start: {info['loadavg'][0]:.2f} (other processes compete "
                    "for the cores; compare ratios within a run only)")

@@ -33,11 +33,30 @@ static int64_t pow2_blocks(int64_t x)
     return p;
 }
 
-/* fnn_sgemm_avx512 on n_threads threads: C is cut into near-equal
+/* The AVX2 kernel takes forward products (op(A) = A) of at most this many
+ * rows, the mini-batch sizes where it beats OpenBLAS (sgemm_kernels.c). */
+#define FNN_AVX2_MAX_ROWS 64
+
+/* Which of the core's sgemm kernels computes this product, if any: the
+ * widest that both the caller (setting, a FNN_SGEMM_* cap) and the CPU
+ * allow, where it is measured faster than BLAS. */
+static int sgemm_kernel_for(int setting, int trans_a, int trans_b, int64_t m)
+{
+    if (setting == FNN_SGEMM_OFF || trans_b)
+        return FNN_SGEMM_OFF;
+    const int cpu = fnn_sgemm_kernel_available();
+    const int kind = cpu < setting ? cpu : setting;
+    if (kind == FNN_SGEMM_AVX2 && (trans_a || m > FNN_AVX2_MAX_ROWS))
+        return FNN_SGEMM_OFF;
+    return kind;
+}
+
+/* fnn_sgemm_kernel on n_threads threads: C is cut into near-equal
  * contiguous ranges of 8-row tiles or of 16-column units, whichever C has
  * more of.  Each element's value does not depend on the cut (see
- * gemm_avx512.c), so any thread count gives the same bits. */
-static void sgemm_kernel_parallel(int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
+ * sgemm_kernels.c), so any thread count gives the same bits. */
+static void sgemm_kernel_parallel(int kind, int trans_a, int64_t m, int64_t n, int64_t k,
+                                  float alpha,
                                   const float *a, int64_t lda, const float *b, int64_t ldb,
                                   float beta, float *c, int64_t ldc, int nt)
 {
@@ -53,12 +72,12 @@ static void sgemm_kernel_parallel(int trans_a, int64_t m, int64_t n, int64_t k, 
         int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
         if (by_rows) {
             int64_t i0 = 8 * u0, i1 = 8 * u1 < m ? 8 * u1 : m;
-            fnn_sgemm_avx512(trans_a, i1 - i0, n, k, alpha, a + i0 * sr, lda, b, ldb, beta,
-                             c + i0 * ldc, ldc);
+            fnn_sgemm_kernel(kind, trans_a, i1 - i0, n, k, alpha, a + i0 * sr, lda, b, ldb,
+                             beta, c + i0 * ldc, ldc);
         } else {
             int64_t j0 = 16 * u0, j1 = 16 * u1 < n ? 16 * u1 : n;
-            fnn_sgemm_avx512(trans_a, m, j1 - j0, k, alpha, a, lda, b + j0, ldb, beta, c + j0,
-                             ldc);
+            fnn_sgemm_kernel(kind, trans_a, m, j1 - j0, k, alpha, a, lda, b + j0, ldb, beta,
+                             c + j0, ldc);
         }
     });
 }
@@ -151,8 +170,9 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
         return;
     }
 #if REAL_IS_FLOAT
-    if (blas->sgemm_kernel && !trans_b && fnn_sgemm_kernel_available()) {
-        sgemm_kernel_parallel(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+    const int kind = sgemm_kernel_for(blas->sgemm_kernel, trans_a, trans_b, m);
+    if (kind != FNN_SGEMM_OFF) {
+        sgemm_kernel_parallel(kind, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                               blas->n_threads);
         return;
     }

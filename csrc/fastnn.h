@@ -129,12 +129,16 @@ typedef struct {
     int32_t n_threads;          /* OpenMP threads for the element-wise kernels (>= 1) */
 } fnn_net;
 
+/* The core's own single-precision product kernels (sgemm_kernels.c). */
+enum { FNN_SGEMM_OFF = 0, FNN_SGEMM_AVX2 = 1, FNN_SGEMM_AVX512 = 2 };
+
 /* The BLAS to call.  Large products are split into blocks computed on
  * n_threads OpenMP threads, each block one BLAS call: the caller holds
  * BLAS's own threading at 1 meanwhile (one thread pool, no oversubscription).
- * With sgemm_kernel set, single-precision products whose B is not
- * transposed run in the core's own AVX-512 kernel instead, on CPUs that
- * have AVX-512F (gemm_avx512.c); 0 keeps every product in BLAS. */
+ * sgemm_kernel is the widest of the core's own kernels that may replace
+ * BLAS for single-precision products whose B is not transposed (FNN_SGEMM_*;
+ * the CPU may allow less, see fnn_sgemm_kernel_available); FNN_SGEMM_OFF
+ * keeps every product in BLAS. */
 typedef struct {
     fnn_sgemm_t sgemm;
     fnn_dgemm_t dgemm;
@@ -142,7 +146,7 @@ typedef struct {
     int32_t sgemm_kernel;
 } fnn_blas;
 
-/* 1 when this build and CPU can run the core's AVX-512 sgemm kernel. */
+/* The widest sgemm kernel this build and CPU can run (FNN_SGEMM_*). */
 int fnn_sgemm_kernel_available(void);
 
 /*

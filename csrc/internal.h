@@ -115,9 +115,9 @@ int64_t fnn_bn_width(const fnn_net *net, int s);
 int fnn_bn_present(const fnn_net *net, int s);
 
 /* Row-major C (m x n) = alpha * op(A) B + beta * C, op(A) = A^T when
- * trans_a, in AVX-512 registers (gemm_avx512.c); only on CPUs where
- * fnn_sgemm_kernel_available(). */
-void fnn_sgemm_avx512(int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
+ * trans_a, in the core's kernel `kind` (FNN_SGEMM_AVX512 or _AVX2, no more
+ * than fnn_sgemm_kernel_available(); sgemm_kernels.c). */
+void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                       float *c, int64_t ldc);
 

@@ -493,8 +493,8 @@ def test_float32_matches_float64(act, loss, bn, bn_input, dropout):
     ("swish", "after", False, None)])
 def test_float32_kernel_matches_float64(act, bn, bn_input, dropout):
     """Widths above the small-product cutoff: float32 forward and weight
-    gradient products run in the AVX-512 kernel where the CPU has it
-    (csrc/gemm_avx512.c), BLAS otherwise; float64 always in BLAS."""
+    gradient products run in the core's kernels where the CPU has them
+    (csrc/sgemm_kernels.c), BLAS otherwise; float64 always in BLAS."""
     case = Case([20, 40, 24, 3], act, "log_loss", n=37, weighted=True, batch_norm=bn,
                 batch_norm_input=bn_input, dropout=dropout, alpha=0.01, seed=29)
     for name in ("params", "X", "y", "sw"):

@@ -487,49 +487,58 @@ def test_thread_count_does_not_change_result_parallel_kernels():
     np.testing.assert_array_equal(r1.predict_proba(X), r2.predict_proba(X))
 
 
-def test_sgemm_kernel_matches_blas_and_is_thread_independent():
-    """float32 products with an untransposed B run in the core's AVX-512
-    kernel where the CPU has it (csrc/gemm_avx512.c): at mini-batch shapes
-    (few rows, short inner dimension, split across threads) it must train
-    bitwise alike on 1 and 2 threads, and like the BLAS path up to rounding."""
+@pytest.mark.parametrize("kind", ["avx512", "avx2"])
+def test_sgemm_kernel_matches_blas_and_is_thread_independent(kind):
+    """float32 products with an untransposed B run in the core's kernels
+    where the CPU has them (csrc/sgemm_kernels.c; AVX2 takes forward products
+    of mini-batches only): at mini-batch shapes (few rows, short inner
+    dimension, split across threads) each must train bitwise alike on 1 and
+    2 threads, and like the BLAS path up to rounding."""
     from fastnn import _core
 
-    if not _core.sgemm_kernel_available():
-        pytest.skip("no AVX-512F on this CPU: every product runs in BLAS")
+    if _core.SGEMM_KERNELS.get(_core.sgemm_kernel_available(), 0) < _core.SGEMM_KERNELS[kind]:
+        pytest.skip(f"this CPU cannot run the {kind} kernel: every product runs in BLAS")
     rng = np.random.RandomState(0)
     X = rng.randn(640, 300).astype(np.float32)
     y = rng.randint(10, size=640)
     kw = dict(hidden_layer_sizes=(300, 100), batch_size=32, max_iter=2, random_state=0,
               solver="sgd", momentum=0.9, learning_rate_init=0.01, tol=0)
-    r1 = _fit_with_threads(MLPClassifier, 1, X, y, **kw)
-    r2 = _fit_with_threads(MLPClassifier, 2, X, y, **kw)
-    assert_weights_equal(r1, r2)
-    previous = _core.use_sgemm_kernel(False)
+    previous = _core.use_sgemm_kernel(kind)
     try:
+        assert _core.sgemm_kernel_in_use() == kind
+        r1 = _fit_with_threads(MLPClassifier, 1, X, y, **kw)
+        r2 = _fit_with_threads(MLPClassifier, 2, X, y, **kw)
+        _core.use_sgemm_kernel("off")
+        assert _core.sgemm_kernel_in_use() is None
         blas = _fit_with_threads(MLPClassifier, 2, X, y, **kw)
     finally:
         _core.use_sgemm_kernel(previous)
-    assert previous is True and _core.sgemm_kernel_in_use()
+    assert_weights_equal(r1, r2)
     for a, b in zip(all_weights(r1), all_weights(blas)):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
     assert not all(np.array_equal(a, b) for a, b in zip(all_weights(r1), all_weights(blas)))
 
 
-def test_sgemm_kernel_environment_opt_out():
-    """FASTNN_SGEMM_KERNEL=0 keeps every product in BLAS (read at import)."""
+def test_sgemm_kernel_environment_setting():
+    """FASTNN_SGEMM_KERNEL (read at import): off keeps every product in BLAS,
+    avx2 caps the kernels at AVX2; an unknown value is refused."""
     import subprocess
     import sys
 
-    code = "from fastnn import _core; print(_core.sgemm_kernel_in_use())"
-    out = {}
-    for value in ("0", "1"):
-        env = dict(os.environ, FASTNN_SGEMM_KERNEL=value)
-        out[value] = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                    capture_output=True, text=True).stdout.strip()
     from fastnn import _core
 
-    assert out["0"] == "False"
-    assert out["1"] == str(_core.sgemm_kernel_available())
+    code = "from fastnn import _core; print(_core.sgemm_kernel_in_use())"
+    out = {}
+    for value in ("off", "0", "avx2", "best", "bogus"):
+        env = dict(os.environ, FASTNN_SGEMM_KERNEL=value)
+        run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True)
+        out[value] = run.stdout.strip() if run.returncode == 0 else run.stderr
+    best = _core.sgemm_kernel_available()
+    assert out["off"] == out["0"] == "None"
+    assert out["best"] == str(best)
+    assert out["avx2"] == ("avx2" if best is not None else "None")
+    assert "must be one of" in out["bogus"]
 
 
 def test_thread_count_does_not_change_lbfgs_result():

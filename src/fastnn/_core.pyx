@@ -144,8 +144,29 @@ cdef fnn_blas BLAS
 BLAS.sgemm = <fnn_sgemm_t>sgemm
 BLAS.dgemm = <fnn_dgemm_t>dgemm
 BLAS.n_threads = 1
-# FASTNN_SGEMM_KERNEL=0 in the environment keeps every product in BLAS.
-BLAS.sgemm_kernel = 0 if os.environ.get("FASTNN_SGEMM_KERNEL", "1").strip() == "0" else 1
+
+# The core's own float32 product kernels (csrc/sgemm_kernels.c), by name.
+SGEMM_KERNELS = {"off": 0, "avx2": 1, "avx512": 2}
+_KERNEL_NAMES = {v: k for k, v in SGEMM_KERNELS.items()}
+
+
+def _kernel_setting(value):
+    """A FNN_SGEMM_* cap from 'best', 'avx512', 'avx2', 'off' (or a bool)."""
+    if value is True or value == "best":
+        return SGEMM_KERNELS["avx512"]
+    if value is False:
+        return 0
+    try:
+        return SGEMM_KERNELS[str(value).strip().lower()]
+    except KeyError:
+        raise ValueError(f"sgemm kernel must be one of 'best', 'avx512', 'avx2', 'off', "
+                         f"got {value!r}") from None
+
+
+# FASTNN_SGEMM_KERNEL=off (or 0) keeps every product in BLAS; =avx2 caps the
+# kernels at AVX2 (to compare them on an AVX-512 machine).
+_env = os.environ.get("FASTNN_SGEMM_KERNEL", "best").strip() or "best"
+BLAS.sgemm_kernel = 0 if _env == "0" else _kernel_setting(_env)
 
 # The thread-count controls of the library behind scipy's sgemm.
 cdef fnn_blas_threads BLAS_THREADS
@@ -169,21 +190,26 @@ def blas_set_threads(int n):
 
 
 def sgemm_kernel_available():
-    """True when float32 products can run in the core's AVX-512 kernel."""
-    return fnn_sgemm_kernel_available() != 0
+    """The widest of the core's float32 kernels this CPU can run: 'avx512',
+    'avx2' or None."""
+    kind = fnn_sgemm_kernel_available()
+    return _KERNEL_NAMES[kind] if kind else None
 
 
 def sgemm_kernel_in_use():
-    """True when float32 products (B not transposed) run in the AVX-512 kernel."""
-    return BLAS.sgemm_kernel != 0 and fnn_sgemm_kernel_available() != 0
+    """The kernel float32 products (B not transposed) run in where it pays
+    off ('avx512' or 'avx2': AVX2 takes forward products of mini-batches
+    only), or None when they all go to BLAS."""
+    kind = min(BLAS.sgemm_kernel, fnn_sgemm_kernel_available())
+    return _KERNEL_NAMES[kind] if kind else None
 
 
-def use_sgemm_kernel(bint on):
-    """Route float32 products through the core's AVX-512 kernel (the default,
-    where the CPU has it) or, with False, through BLAS (process-wide); returns
-    the previous setting."""
-    previous = BLAS.sgemm_kernel != 0
-    BLAS.sgemm_kernel = 1 if on else 0
+def use_sgemm_kernel(kind):
+    """Cap the core's float32 kernels, process-wide: 'best' (the default;
+    True), 'avx512', 'avx2' or 'off' (False: every product in BLAS).
+    Returns the previous setting's name."""
+    previous = _KERNEL_NAMES[BLAS.sgemm_kernel]
+    BLAS.sgemm_kernel = _kernel_setting(kind)
     return previous
 
 

@@ -1,7 +1,7 @@
 """One thread pool while the C core runs.
 
 The core parallelizes everything itself with OpenMP, large matrix products
-included (split into blocks, one single-threaded BLAS or AVX-512 kernel call
+included (split into blocks, one single-threaded BLAS or SIMD kernel call
 each). So
 while it runs, BLAS's own threads are held at one: two pools spinning on the
 same cores (OpenMP's and OpenBLAS's) slow each other down by orders of

@@ -1760,7 +1760,8 @@ static void t_threads(int f32)
     /* the AVX-512 sgemm kernel (float only; a no-op flag elsewhere): one
      * and two threads train bitwise-identical models, close to plain C's */
     if (f32) {
-        fnn_blas k1 = {ref_sgemm, ref_dgemm, 1, 1}, k2 = {ref_sgemm, ref_dgemm, 2, 1};
+        fnn_blas k1 = {ref_sgemm, ref_dgemm, 1, FNN_SGEMM_AVX512},
+                 k2 = {ref_sgemm, ref_dgemm, 2, FNN_SGEMM_AVX512};
         st = FNN_OK;
         for (int e = 0; e < 2; e++) {
             st |= train_order(&K1, &D.data, &k1, order, n, n, 0.01, 1 + (uint64_t)e, NULL);
@@ -1801,7 +1802,7 @@ static void t_predict_nonfinite(int f32)
             model_init(&M, f32, 2, shape ? tiny : wide, FNN_ACT_RELU, FNN_LOSS_LOG, FNN_BN_NONE,
                        0, 180);
             M.net.n_threads = nt;
-            fnn_blas blas = {ref_sgemm, ref_dgemm, nt, 1};
+            fnn_blas blas = {ref_sgemm, ref_dgemm, nt, FNN_SGEMM_AVX512};
             void *out = xcalloc(n * 3, esz(f32));
             const double bad_values[] = {0.5, NAN, INFINITY, -INFINITY};
             for (int b = 0; b < 4; b++) {
@@ -1822,27 +1823,33 @@ static void t_predict_nonfinite(int f32)
         }
 }
 
-/* The core's product, declared here: the kernel tests call it directly. */
+/* The core's product and its own kernels, declared here: the kernel tests
+ * call them directly. */
 void fnn_gemm_f32(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
                   int64_t k, float alpha, const float *a, int64_t lda, const float *b,
                   int64_t ldb, float beta, float *c, int64_t ldc);
+void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc);
 
-/* The AVX-512 sgemm kernel (blas->sgemm_kernel) against a double-precision
- * reference, over row counts around its 8-row tiles, widths around its
- * 16-column vectors and 48-column panels, both op(A) layouts, padded leading
+/* Each sgemm kernel the CPU can run (AVX-512, AVX2), called directly and
+ * through fnn_gemm (which also decides where it is used), against a
+ * double-precision reference: row counts around the tile heights, widths
+ * around the vector and panel widths, both op(A) layouts, padded leading
  * dimensions (the padding must stay untouched) and alpha/beta; two threads
  * (a split C) must give the bits of one. */
-static void t_sgemm_kernel(void)
+static void t_sgemm_kernel(int kind)
 {
-    if (!fnn_sgemm_kernel_available()) {
-        printf("     (no AVX-512F on this CPU: the kernel is not used, BLAS is)\n");
+    if (fnn_sgemm_kernel_available() < kind) {
+        printf("     (this CPU cannot run the %s kernel: BLAS is used instead)\n",
+               kind == FNN_SGEMM_AVX512 ? "AVX-512" : "AVX2");
         return;
     }
-    static const int64_t ms[] = {1, 5, 8, 9, 16, 23, 32, 65};
-    static const int64_t ns[] = {17, 31, 32, 47, 48, 49, 100, 300};
+    static const int64_t ms[] = {1, 3, 5, 8, 9, 16, 23, 32, 65};
+    static const int64_t ns[] = {7, 17, 24, 31, 32, 47, 48, 49, 100, 300};
     static const int64_t ks[] = {16, 33, 300};
     static const float ab[][2] = {{1, 0}, {1, 1}, {0.5f, -2}};
-    fnn_blas b1 = {ref_sgemm, ref_dgemm, 1, 1}, b2 = {ref_sgemm, ref_dgemm, 2, 1};
+    fnn_blas b1 = {ref_sgemm, ref_dgemm, 1, kind}, b2 = {ref_sgemm, ref_dgemm, 2, kind};
     rng_t r = {2024};
     int cases = 0;
     for (int ta = 0; ta < 2; ta++)
@@ -1854,49 +1861,56 @@ static void t_sgemm_kernel(void)
                     const float alpha = ab[(im + in + ik) % 3][0], beta = ab[(im + in + ik) % 3][1];
                     float *a = xcalloc((ta ? k : m) * lda, sizeof(float));
                     float *b = xcalloc(k * ldb, sizeof(float));
-                    float *c0 = xcalloc(m * ldc, sizeof(float)), *c1 = xcalloc(m * ldc, sizeof(float));
-                    float *c2 = xcalloc(m * ldc, sizeof(float));
+                    float *c0 = xcalloc(m * ldc, sizeof(float));
+                    float *cs[3] = {xcalloc(m * ldc, sizeof(float)), xcalloc(m * ldc, sizeof(float)),
+                                    xcalloc(m * ldc, sizeof(float))};
                     for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = (float)rng_normal(&r);
                     for (int64_t i = 0; i < k * ldb; i++) b[i] = (float)rng_normal(&r);
-                    for (int64_t i = 0; i < m * ldc; i++) c0[i] = c1[i] = c2[i] = (float)rng_normal(&r);
-                    fnn_gemm_f32(&b1, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
-                    fnn_gemm_f32(&b2, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc);
-                    double worst = 0;
-                    int pad_ok = 1;
-                    for (int64_t i = 0; i < m; i++)
-                        for (int64_t j = 0; j < ldc; j++) {
-                            const float got = c1[i * ldc + j], old = c0[i * ldc + j];
-                            if (j >= n) {
-                                pad_ok &= got == old;
-                                continue;
+                    for (int64_t i = 0; i < m * ldc; i++)
+                        c0[i] = cs[0][i] = cs[1][i] = cs[2][i] = (float)rng_normal(&r);
+                    fnn_sgemm_kernel(kind, ta, m, n, k, alpha, a, lda, b, ldb, beta, cs[0], ldc);
+                    fnn_gemm_f32(&b1, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, cs[1], ldc);
+                    fnn_gemm_f32(&b2, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, cs[2], ldc);
+                    for (int v = 0; v < 2; v++) {
+                        const float *c1 = cs[v];
+                        double worst = 0;
+                        int pad_ok = 1;
+                        for (int64_t i = 0; i < m; i++)
+                            for (int64_t j = 0; j < ldc; j++) {
+                                const float got = c1[i * ldc + j], old = c0[i * ldc + j];
+                                if (j >= n) {
+                                    pad_ok &= got == old;
+                                    continue;
+                                }
+                                double sum = 0, sa = 0;
+                                for (int64_t p = 0; p < k; p++) {
+                                    double x = ta ? a[p * lda + i] : a[i * lda + p];
+                                    sum += x * b[p * ldb + j];
+                                    sa += fabs(x * b[p * ldb + j]);
+                                }
+                                double ref = alpha * sum + beta * (double)old;
+                                double scale = fabs(alpha) * sa + fabs(beta * (double)old) + 1e-30;
+                                double e = fabs(got - ref) / scale;
+                                worst = e > worst ? e : worst;
                             }
-                            double s = 0, sa = 0;
-                            for (int64_t p = 0; p < k; p++) {
-                                double x = ta ? a[p * lda + i] : a[i * lda + p];
-                                s += x * b[p * ldb + j];
-                                sa += fabs(x * b[p * ldb + j]);
-                            }
-                            double ref = alpha * s + beta * (double)old;
-                            double scale = fabs(alpha) * sa + fabs(beta * (double)old) + 1e-30;
-                            double e = fabs(got - ref) / scale;
-                            worst = e > worst ? e : worst;
-                        }
-                    CHECK(worst <= 4 * k * 6e-8 + 1.2e-7,
-                          "trans_a %d m %lld n %lld k %lld: relative error %.3g", ta, (long long)m,
-                          (long long)n, (long long)k, worst);
-                    CHECK(pad_ok, "trans_a %d m %lld n %lld k %lld: wrote past column n", ta,
-                          (long long)m, (long long)n, (long long)k);
-                    CHECK(memcmp(c1, c2, (size_t)(m * ldc) * sizeof(float)) == 0,
+                        CHECK(worst <= 4 * k * 6e-8 + 1.2e-7,
+                              "%s, trans_a %d m %lld n %lld k %lld: relative error %.3g",
+                              v ? "fnn_gemm" : "kernel", ta, (long long)m, (long long)n,
+                              (long long)k, worst);
+                        CHECK(pad_ok, "%s, trans_a %d m %lld n %lld k %lld: wrote past column n",
+                              v ? "fnn_gemm" : "kernel", ta, (long long)m, (long long)n,
+                              (long long)k);
+                    }
+                    CHECK(memcmp(cs[1], cs[2], (size_t)(m * ldc) * sizeof(float)) == 0,
                           "trans_a %d m %lld n %lld k %lld: two threads differ", ta, (long long)m,
                           (long long)n, (long long)k);
                     free(a);
                     free(b);
                     free(c0);
-                    free(c1);
-                    free(c2);
+                    for (int v = 0; v < 3; v++) free(cs[v]);
                     cases++;
                 }
-    CHECK(cases == 2 * 8 * 8 * 3, "ran %d shapes", cases);
+    CHECK(cases == 2 * 9 * 10 * 3, "ran %d shapes", cases);
 }
 
 int main(void)
@@ -2008,8 +2022,11 @@ int main(void)
         t_threads(f32);
         chk_end();
     }
-    chk_begin("sgemm_kernel");
-    t_sgemm_kernel();
+    chk_begin("sgemm_kernel[avx512]");
+    t_sgemm_kernel(FNN_SGEMM_AVX512);
+    chk_end();
+    chk_begin("sgemm_kernel[avx2]");
+    t_sgemm_kernel(FNN_SGEMM_AVX2);
     chk_end();
     return chk_summary();
 }

@@ -1,0 +1,233 @@
+/*
+ * sgemm_kernels.c -- the core's own single-precision products C = op(A) B
+ * with B not transposed (the Dense forward product X W and weight gradient
+ * X^T dZ), in AVX-512 or AVX2 registers, reading both operands in place.
+ *
+ * Why not BLAS: at batch 32 OpenBLAS repacks the whole weight matrix on
+ * every call (for the chapter network's 784 x 300 kernel that is as much
+ * memory traffic as the product reads), and a product split into column
+ * blocks across threads packs the small operand once per block.  Both
+ * operands are read here where they lie: B one row segment per k, op(A) one
+ * scalar per row and k, broadcast.
+ *
+ * AVX-512 (8-row x 48-column tiles), measured on one Zen 4 core: the
+ * chapter network's 32 x 784 x 300 forward product at 111 GFLOP/s
+ * (OpenBLAS 69) and its weight gradient at 105 (OpenBLAS 82); the wide
+ * workload's 512-row products at 97-106 (OpenBLAS 99-101); predict's
+ * 1024-row chunks at 109 (OpenBLAS 100).  It takes every such product.
+ *
+ * AVX2 (4-row x 24-column tiles, for CPUs without AVX-512), measured on the
+ * same core against OpenBLAS's Haswell kernels: the chapter network's
+ * forward products at 93 and 83 GFLOP/s (OpenBLAS 53 and 51), but its
+ * weight gradient at 60 (OpenBLAS 74) and large products at 37-65 (OpenBLAS
+ * 81-98).  So it takes only forward products of few rows (dense.c); the
+ * rest stay in BLAS.  The chapter epoch with OpenBLAS held to its Haswell
+ * kernels (OPENBLAS_CORETYPE=Haswell) took 0.97-0.99 s with it against
+ * 1.03-1.07 s without, on two threads.
+ *
+ * Every element of C is one fused multiply-add chain over k in order, then
+ * alpha and beta: its value does not depend on the tile or thread that
+ * computes it, so any partition of C gives bitwise-identical results.
+ */
+#include <stdint.h>
+
+#include "internal.h"
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(FNN_NO_SGEMM_KERNELS)
+#include <immintrin.h>
+
+#define FNN_TARGET_AVX512 __attribute__((target("avx512f")))
+#define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+int fnn_sgemm_kernel_available(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return FNN_SGEMM_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return FNN_SGEMM_AVX2;
+    return FNN_SGEMM_OFF;
+}
+
+/* A tile of `rows` (1..8) rows of C by nv (1..3) vectors of 16 columns, the
+ * last vector holding `last` columns.  rows and nv are constants after
+ * inlining, so the accumulators stay in registers (at most 24 of the 32). */
+static inline __attribute__((always_inline)) FNN_TARGET_AVX512 void
+tile_avx512(const int rows, const int nv, int last, int64_t k, float alpha, const float *a,
+            int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta, float *c,
+            int64_t ldc)
+{
+    __m512 acc[8][3];
+    __mmask16 mask[3];
+    for (int v = 0; v < 3; v++)
+        mask[v] = v < nv - 1 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1u);
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < k; p++) {
+        const float *bp = b + p * ldb, *ap = a + p * sk;
+        __m512 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) bv[v] = _mm512_maskz_loadu_ps(mask[v], bp + 16 * v);
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) {
+            const __m512 ar = _mm512_set1_ps(ap[r * sr]);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+        }
+    }
+    const __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) {
+            float *cp = c + r * ldc + 16 * v;
+            __m512 out = alpha == 1 ? acc[r][v] : _mm512_mul_ps(al, acc[r][v]);
+            if (beta != 0)
+                out = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(mask[v], cp), out);
+            _mm512_mask_storeu_ps(cp, mask[v], out);
+        }
+}
+
+/* The same with 8-column vectors in 16 registers: 4 rows by 1..3 vectors
+ * (12 accumulators). */
+static inline __attribute__((always_inline)) FNN_TARGET_AVX2 void
+tile_avx2(const int rows, const int nv, int last, int64_t k, float alpha, const float *a,
+          int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta, float *c,
+          int64_t ldc)
+{
+    __m256 acc[4][3];
+    __m256i mask[3];
+    const __m256i tail =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int v = 0; v < 3; v++) mask[v] = v < nv - 1 ? _mm256_set1_epi32(-1) : tail;
+#pragma GCC unroll 4
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) acc[r][v] = _mm256_setzero_ps();
+    for (int64_t p = 0; p < k; p++) {
+        const float *bp = b + p * ldb, *ap = a + p * sk;
+        __m256 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++)
+            bv[v] = v < nv - 1 ? _mm256_loadu_ps(bp + 8 * v)
+                               : _mm256_maskload_ps(bp + 8 * v, mask[v]);
+#pragma GCC unroll 4
+        for (int r = 0; r < rows; r++) {
+            const __m256 ar = _mm256_broadcast_ss(ap + r * sr);
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
+        }
+    }
+    const __m256 al = _mm256_set1_ps(alpha), be = _mm256_set1_ps(beta);
+#pragma GCC unroll 4
+    for (int r = 0; r < rows; r++)
+#pragma GCC unroll 3
+        for (int v = 0; v < nv; v++) {
+            float *cp = c + r * ldc + 8 * v;
+            __m256 out = alpha == 1 ? acc[r][v] : _mm256_mul_ps(al, acc[r][v]);
+            if (beta != 0)
+                out = _mm256_fmadd_ps(be, _mm256_maskload_ps(cp, mask[v]), out);
+            _mm256_maskstore_ps(cp, mask[v], out);
+        }
+}
+
+/* One tile with its shape picked at run time among the compiled ones. */
+typedef void (*tile_fn)(int rows, int nv, int last, int64_t k, float alpha, const float *a,
+                        int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta,
+                        float *c, int64_t ldc);
+#define FNN_TILE_CASE(TILE, R)                                                       \
+    case R:                                                                          \
+        if (nv == 3)                                                                 \
+            TILE(R, 3, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc);             \
+        else if (nv == 2)                                                            \
+            TILE(R, 2, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc);             \
+        else                                                                         \
+            TILE(R, 1, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc);             \
+        break;
+static FNN_TARGET_AVX512 void tile_avx512_any(int rows, int nv, int last, int64_t k,
+                                              float alpha, const float *a, int64_t sr,
+                                              int64_t sk, const float *b, int64_t ldb,
+                                              float beta, float *c, int64_t ldc)
+{
+    switch (rows) {
+        FNN_TILE_CASE(tile_avx512, 8)
+        FNN_TILE_CASE(tile_avx512, 7)
+        FNN_TILE_CASE(tile_avx512, 6)
+        FNN_TILE_CASE(tile_avx512, 5)
+        FNN_TILE_CASE(tile_avx512, 4)
+        FNN_TILE_CASE(tile_avx512, 3)
+        FNN_TILE_CASE(tile_avx512, 2)
+        FNN_TILE_CASE(tile_avx512, 1)
+    default:
+        break;
+    }
+}
+static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k, float alpha,
+                                          const float *a, int64_t sr, int64_t sk,
+                                          const float *b, int64_t ldb, float beta, float *c,
+                                          int64_t ldc)
+{
+    switch (rows) {
+        FNN_TILE_CASE(tile_avx2, 4)
+        FNN_TILE_CASE(tile_avx2, 3)
+        FNN_TILE_CASE(tile_avx2, 2)
+        FNN_TILE_CASE(tile_avx2, 1)
+    default:
+        break;
+    }
+}
+#undef FNN_TILE_CASE
+
+/* C in tiles of tile_rows x (3 vectors of `width` columns).  Keep the
+ * smaller operand cache-resident and stream the larger once: panels of B
+ * outermost when B is the larger (a forward product's weights), row tiles of
+ * A outermost otherwise (a weight gradient's inputs). */
+static void sgemm_tiles(tile_fn tile, int tile_rows, int width, int trans_a, int64_t m,
+                        int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    /* Element (r, p) of op(A) is a[r * sr + p * sk]. */
+    const int64_t sr = trans_a ? 1 : lda, sk = trans_a ? lda : 1;
+    const int64_t panel = 3 * (int64_t)width;
+    const int panels_outer = k * n >= m * k;
+    const int64_t n_panels = (n + panel - 1) / panel, n_tiles = (m + tile_rows - 1) / tile_rows;
+    const int64_t outer = panels_outer ? n_panels : n_tiles;
+    const int64_t inner = panels_outer ? n_tiles : n_panels;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t q = 0; q < inner; q++) {
+            const int64_t pj = panels_outer ? o : q, ti = panels_outer ? q : o;
+            const int64_t j0 = panel * pj, i0 = tile_rows * ti;
+            const int64_t cols = n - j0 < panel ? n - j0 : panel;
+            const int rows = (int)(m - i0 < tile_rows ? m - i0 : tile_rows);
+            const int nv = (int)((cols + width - 1) / width);
+            tile(rows, nv, (int)(cols - width * (nv - 1)), k, alpha, a + i0 * sr, sr, sk,
+                 b + j0, ldb, beta, c + i0 * ldc + j0, ldc);
+        }
+}
+
+void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc)
+{
+    if (kind == FNN_SGEMM_AVX512)
+        sgemm_tiles(tile_avx512_any, 8, 16, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                    ldc);
+    else if (kind == FNN_SGEMM_AVX2)
+        sgemm_tiles(tile_avx2_any, 4, 8, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+#else /* no kernels in this build */
+
+int fnn_sgemm_kernel_available(void) { return FNN_SGEMM_OFF; }
+
+void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                      float *c, int64_t ldc)
+{
+    (void)kind, (void)trans_a, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
+    (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
+}
+
+#endif
