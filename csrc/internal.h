@@ -105,6 +105,8 @@ static inline void fnn_element_range(int64_t n, int t, int n_threads, int64_t *i
 /* Fixed chunk for reductions: partial sums are per chunk, never per
  * thread, so the result does not depend on the thread count. */
 #define FNN_REDUCE_CHUNK 8192
+/* How many FNN_REDUCE_CHUNK pieces tensors of these lengths are cut into. */
+int64_t fnn_reduce_chunks(int n_tensors, const int64_t *len);
 
 /* Number of trainable tensors and their (offset, length) in the flat
  * parameter vector: every Dense kernel and bias, every BN gamma and beta. */

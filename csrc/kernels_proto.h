@@ -1,9 +1,10 @@
 /* Prototypes of the type-generic kernels; instantiated by generic.h. */
 
 /* ---- dense.c ---------------------------------------------------------- */
-/* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, through BLAS, the
- * AVX-512 kernel (float, B not transposed, blas->sgemm_kernel set) or, for
- * shapes too small to amortize a call, a plain loop. */
+/* Row-major C (m x n) = alpha * op(A) op(B) + beta * C, through BLAS, one
+ * of the core's own sgemm kernels (float, B not transposed, as
+ * blas->sgemm_kernel allows) or, for shapes too small to amortize a call, a
+ * plain loop. */
 void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
                   int64_t k, REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                   int64_t ldb, REAL beta, REAL *c, int64_t ldc);
@@ -82,10 +83,11 @@ void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_nor
 /* One pass over the gradient of every trainable tensor (off/len as
  * fnn_list_tensors): grad += d(penalty)/dW on every Dense kernel, and sq[t] =
  * tensor t's squared norm after that.  Returns the penalty value.  `scale` is
- * 1/(sum of the batch's sample weights), as sklearn. */
+ * 1/(sum of the batch's sample weights), as sklearn.  part: scratch of
+ * 3 * fnn_reduce_chunks(n_tensors, len) doubles. */
 double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REAL *grad, double scale,
                              int n_tensors, const int64_t *off, const int64_t *len, double *sq,
-                             int nt);
+                             double *part, int nt);
 /* Keras MaxNorm(max_norm, axis=0) on every Dense kernel. */
 void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt);
 

@@ -7,9 +7,15 @@
 #define FNN_GENERIC_PASS
 #include <math.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #include "internal.h"
+
+int64_t fnn_reduce_chunks(int n_tensors, const int64_t *len)
+{
+    int64_t n = 0;
+    for (int t = 0; t < n_tensors; t++) n += (len[t] + FNN_REDUCE_CHUNK - 1) / FNN_REDUCE_CHUNK;
+    return n;
+}
 
 #define FNN_GENERIC_BODY "regularize.c"
 #include "generic.h"
@@ -77,34 +83,33 @@ FNN_HOT static void FN(finish_range)(REAL *restrict g, const REAL *restrict w, i
 }
 #undef FINISH_LANES
 
-/* One fixed chunk of one tensor: chunks never straddle tensors, so each
- * tensor's sums are its chunks' sums added in chunk order, whichever thread
- * computed them. */
-typedef struct {
-    int tensor;
-    int64_t start, len; /* in the flat parameter vector */
-} FN(finish_chunk);
-
-/* finish_range on the chunks that start in [r0, r1); their sums to part. */
-static void FN(finish_chunks)(const FN(finish_chunk) *chunk, int64_t n_chunks, int64_t r0,
-                              int64_t r1, const fnn_net *net, const REAL *params, REAL *grad,
-                              REAL k1, REAL k2, double *part)
+/* finish_range on every chunk (each tensor cut into FNN_REDUCE_CHUNK-element
+ * pieces, so chunks never straddle tensors) that starts in [r0, r1) of the
+ * flat parameter vector; chunk q's sums go to part[3q .. 3q + 2]. */
+static void FN(finish_chunks)(const fnn_net *net, const REAL *params, REAL *grad,
+                              int n_tensors, const int64_t *off, const int64_t *len, REAL k1,
+                              REAL k2, int64_t r0, int64_t r1, double *part)
 {
-    for (int64_t q = 0; q < n_chunks; q++) {
-        if (chunk[q].start < r0 || chunk[q].start >= r1)
-            continue;
+    int64_t q = 0;
+    for (int t = 0; t < n_tensors; t++) {
         /* fnn_list_tensors lists the Dense kernels first: tensor l is W_l. */
-        const int penalized = net->alpha != 0 && chunk[q].tensor < net->n_layers;
-        double *cs = part + 3 * q;
-        cs[0] = cs[1] = cs[2] = 0;
-        FN(finish_range)(grad + chunk[q].start, penalized ? params + chunk[q].start : NULL,
-                         chunk[q].len, k1, k2, cs);
+        const int penalized = net->alpha != 0 && t < net->n_layers;
+        for (int64_t i0 = 0; i0 < len[t]; i0 += FNN_REDUCE_CHUNK, q++) {
+            const int64_t start = off[t] + i0;
+            if (start < r0 || start >= r1)
+                continue;
+            double *cs = part + 3 * q;
+            cs[0] = cs[1] = cs[2] = 0;
+            FN(finish_range)(grad + start, penalized ? params + start : NULL,
+                             len[t] - i0 < FNN_REDUCE_CHUNK ? len[t] - i0 : FNN_REDUCE_CHUNK,
+                             k1, k2, cs);
+        }
     }
 }
 
 FNN_HOT double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REAL *grad,
                                      double scale, int n_tensors, const int64_t *off,
-                                     const int64_t *len, double *sq, int nt)
+                                     const int64_t *len, double *sq, double *part, int nt)
 {
     /* value = alpha * scale * (l1 * |W|_1 + (1 - l1) / 2 * |W|^2);
      * gradient = alpha * scale * (l1 * sign(W) + (1 - l1) * W) */
@@ -114,65 +119,36 @@ FNN_HOT double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REA
     double l2 = 1.0 - l1;
     double k = net->alpha * scale;
     const REAL k1 = (REAL)(k * l1), k2 = (REAL)(k * l2);
-    int64_t n_chunks = 0;
-    for (int t = 0; t < n_tensors; t++) n_chunks += (len[t] + FNN_REDUCE_CHUNK - 1) / FNN_REDUCE_CHUNK;
-    FN(finish_chunk) stack_chunks[64];
-    double stack_part[3 * 64];
-    FN(finish_chunk) *chunk = n_chunks <= 64 ? stack_chunks : malloc((size_t)n_chunks * sizeof *chunk);
-    double *part = n_chunks <= 64 ? stack_part : malloc((size_t)n_chunks * 3 * sizeof(double));
-    const int serial = chunk == NULL || part == NULL; /* out of memory: chunk by chunk */
+    /* A chunk runs on the thread whose update range (fnn_element_range, as
+     * in fnn_optim_step) holds its start: the update then finds the
+     * gradient, and the penalty's parameters, in its own cache.  (No if()
+     * clause: a false one still builds a team, see FNN_PAR_FOR.) */
+#ifdef _OPENMP
+    const int64_t n = net->n_params;
+    if (nt > 1 && n > FNN_OMP_MIN_WORK) {
+#pragma omp parallel num_threads(nt)
+        {
+            const int th = omp_get_thread_num(), n_th = omp_get_num_threads();
+            int64_t r0, r1;
+            fnn_element_range(n, th, n_th, &r0, &r1);
+            FN(finish_chunks)(net, params, grad, n_tensors, off, len, k1, k2,
+                              th == 0 ? INT64_MIN : r0, th == n_th - 1 ? INT64_MAX : r1, part);
+        }
+    } else
+#endif
+        FN(finish_chunks)(net, params, grad, n_tensors, off, len, k1, k2, INT64_MIN, INT64_MAX,
+                          part);
+    /* Sums in chunk order, whichever thread computed each chunk. */
     double sum_sq = 0, sum_abs = 0;
-    int64_t c = 0;
+    int64_t q = 0;
     for (int t = 0; t < n_tensors; t++) {
         sq[t] = 0;
-        for (int64_t i0 = 0; i0 < len[t]; i0 += FNN_REDUCE_CHUNK) {
-            /* fnn_list_tensors lists the Dense kernels first: tensor l is W_l. */
-            const int penalized = net->alpha != 0 && t < net->n_layers;
-            const int64_t cl = len[t] - i0 < FNN_REDUCE_CHUNK ? len[t] - i0 : FNN_REDUCE_CHUNK;
-            if (serial) {
-                double cs[3] = {0, 0, 0};
-                FN(finish_range)(grad + off[t] + i0, penalized ? params + off[t] + i0 : NULL, cl,
-                                 k1, k2, cs);
-                sum_sq += cs[0];
-                sum_abs += cs[1];
-                sq[t] += cs[2];
-            } else {
-                chunk[c].tensor = t;
-                chunk[c].start = off[t] + i0;
-                chunk[c++].len = cl;
-            }
-        }
-    }
-    if (!serial) {
-        /* A chunk runs on the thread whose update range (fnn_element_range,
-         * as in fnn_optim_step) holds its start: the update then finds the
-         * gradient, and the penalty's parameters, in its own cache.  (No
-         * if() clause: a false one still builds a team, see FNN_PAR_FOR.) */
-#ifdef _OPENMP
-        const int64_t n = net->n_params;
-        if (nt > 1 && n > FNN_OMP_MIN_WORK) {
-#pragma omp parallel num_threads(nt)
-            {
-                const int th = omp_get_thread_num(), n_th = omp_get_num_threads();
-                int64_t r0, r1;
-                fnn_element_range(n, th, n_th, &r0, &r1);
-                FN(finish_chunks)(chunk, n_chunks, th == 0 ? INT64_MIN : r0,
-                                  th == n_th - 1 ? INT64_MAX : r1, net, params, grad, k1, k2, part);
-            }
-        } else
-#endif
-            FN(finish_chunks)(chunk, n_chunks, INT64_MIN, INT64_MAX, net, params, grad, k1, k2,
-                              part);
-        for (int64_t q = 0; q < n_chunks; q++) {
+        for (int64_t i0 = 0; i0 < len[t]; i0 += FNN_REDUCE_CHUNK, q++) {
             sum_sq += part[3 * q];
             sum_abs += part[3 * q + 1];
-            sq[chunk[q].tensor] += part[3 * q + 2];
+            sq[t] += part[3 * q + 2];
         }
     }
-    if (chunk != stack_chunks)
-        free(chunk);
-    if (part != stack_part)
-        free(part);
     return net->alpha == 0 ? 0.0 : k * (l1 * sum_abs + 0.5 * l2 * sum_sq);
 }
 

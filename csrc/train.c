@@ -170,6 +170,7 @@ typedef struct {
     REAL *grad;     /* n_params */
     int64_t *toff, *tlen;
     double *sq;     /* per-tensor squared gradient norms */
+    double *part;   /* fnn_penalty_norms' per-chunk sums */
     int n_tensors;
 } FN(fnn_ws);
 
@@ -239,11 +240,12 @@ static int FN(ws_init)(FN(fnn_ws) *w, fnn_allocs *al, const fnn_net *net, int64_
     }
     if (with_grad)
         w->grad = fnn_alloc_at(al, (size_t)net->n_params * sizeof(REAL), 3 * 512);
-#undef ALLOC
     if (al->failed)
         return 0;
     w->n_tensors = fnn_list_tensors(net, w->toff, w->tlen);
-    return 1;
+    w->part = ALLOC(double, 3 * fnn_reduce_chunks(w->n_tensors, w->tlen));
+#undef ALLOC
+    return !al->failed;
 }
 
 /* BN slot s on `in` (rows x width) into `out`: batch statistics when
@@ -427,7 +429,7 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
         FN(fnn_output_delta)(w.d1, p, w.ybuf, sw, 1.0 / sw_sum, rows, n_out, nt);
         FN(backward)(net, blas, params, &w, w.grad, rows, 0, nt);
         double pen = FN(fnn_penalty_norms)(net, params, w.grad, 1.0 / sw_sum, w.n_tensors,
-                                           w.toff, w.tlen, w.sq, nt);
+                                           w.toff, w.tlen, w.sq, w.part, nt);
         double batch_loss = FN(reported_loss)(net, lsum, sw_sum) + pen;
         double total_sq = 0;
         for (int t = 0; t < w.n_tensors; t++) total_sq += w.sq[t];
@@ -490,7 +492,7 @@ fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REA
         FN(backward)(net, blas, params, &w, grad, rows, start > 0, nt);
     }
     double pen = FN(fnn_penalty_norms)(net, params, grad, 1.0 / sw_total, w.n_tensors, w.toff,
-                                       w.tlen, w.sq, nt);
+                                       w.tlen, w.sq, w.part, nt);
     if (loss_out != NULL)
         *loss_out = FN(reported_loss)(net, lsum, sw_total) + pen;
     if (objective_out != NULL)
