@@ -56,9 +56,8 @@ static int sgemm_kernel_for(int setting, int trans_a, int trans_b, int64_t m)
  * more of.  Each element's value does not depend on the cut (see
  * sgemm_kernels.c), so any thread count gives the same bits. */
 static void sgemm_kernel_parallel(int kind, int trans_a, int64_t m, int64_t n, int64_t k,
-                                  float alpha,
-                                  const float *a, int64_t lda, const float *b, int64_t ldb,
-                                  float beta, float *c, int64_t ldc, int nt)
+                                  float alpha, const float *a, int64_t lda, const float *b,
+                                  int64_t ldb, float beta, float *c, int64_t ldc, int nt)
 {
     const int64_t row_units = (m + 7) / 8, col_units = (n + 15) / 16;
     const int by_rows = row_units >= col_units;
@@ -113,8 +112,8 @@ FNN_HOT static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t 
     if (n <= 16 && k <= FNN_SMALL_GEMM_NK / 8) {
         /* C rows of 8..16 (hidden layers of tiny networks): each row is
          * accumulated in a 16-wide register block over a copy of op(B)
-         * zero-padded to 16 columns,
-         * instead of a multiply-add chain through C's memory per k. */
+         * zero-padded to 16 columns, instead of a multiply-add chain
+         * through C's memory per k. */
         REAL bp[FNN_SMALL_GEMM_NK / 8 * 16];
         for (int64_t p = 0; p < k; p++)
             for (int64_t j = 0; j < 16; j++)

@@ -191,7 +191,7 @@ static void sgemm_tiles(tile_fn tile, int tile_rows, int width, int trans_a, int
     /* Element (r, p) of op(A) is a[r * sr + p * sk]. */
     const int64_t sr = trans_a ? 1 : lda, sk = trans_a ? lda : 1;
     const int64_t panel = 3 * (int64_t)width;
-    const int panels_outer = k * n >= m * k;
+    const int panels_outer = n >= m; /* B (k x n) at least as large as op(A) (m x k) */
     const int64_t n_panels = (n + panel - 1) / panel, n_tiles = (m + tile_rows - 1) / tile_rows;
     const int64_t outer = panels_outer ? n_panels : n_tiles;
     const int64_t inner = panels_outer ? n_tiles : n_panels;

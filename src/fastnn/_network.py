@@ -12,7 +12,6 @@ import numpy as np
 from . import _core
 
 
-
 # Byte offset within a 4 KiB page of each flat vector the optimizer streams
 # together; the core puts the gradient at slot 3 (train.c).
 PAGE_SLOT_BYTES = 512
@@ -33,6 +32,7 @@ def staggered_empty(n, dtype, slot):
     skip = (slot * PAGE_SLOT_BYTES - buf.ctypes.data) % 4096
     start = skip // dtype.itemsize
     return buf[start:start + n]
+
 
 class Layout:
     """Offsets of every tensor in the flat parameter and statistics vectors.
