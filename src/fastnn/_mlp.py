@@ -7,9 +7,9 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import column_or_1d, validate_data
 
-from ._base import STOCHASTIC_SOLVERS, BaseMultilayerPerceptron
+from ._base import STOCHASTIC_SOLVERS, BaseMultilayerPerceptron, _check_fitted
 
 _PARAMETERS_DOC = """
     hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
@@ -342,7 +342,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
         """
-        check_is_fitted(self)
+        _check_fitted(self)
         return self._output_to_prediction(self._forward(X, check_input=True))
 
     def predict_proba(self, X, mc_samples=0, return_std=False):
@@ -363,7 +363,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         proba : ndarray of shape (n_samples, n_classes)
         std : ndarray of shape (n_samples, n_classes), only with return_std
         """
-        check_is_fitted(self)
+        _check_fitted(self)
         res = self._forward(X, mc_samples=mc_samples, return_std=return_std,
                             check_input=True)
         mean, std = res if return_std else (res, None)
@@ -494,7 +494,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
         std : ndarray of the same shape, only with return_std
         """
-        check_is_fitted(self)
+        _check_fitted(self)
         res = self._forward(X, mc_samples=mc_samples, return_std=return_std,
                             check_input=True)
         if return_std:
