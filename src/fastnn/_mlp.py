@@ -162,6 +162,16 @@ _PARAMETERS_DOC = """
     restore_best_weights : bool, default=True
         With early stopping, keep the weights of the best validation epoch
         (sklearn always does); False keeps the last epoch's.
+
+    dtype : {None, 'float32', 'float64'}, default=None
+        The type the network computes in. None: the input's float type, as
+        scikit-learn (float32 X trains in float32, anything else in float64).
+        'float32' trains in float32 whatever the input, as Keras and PyTorch
+        do by default: float64 X is converted a mini-batch at a time (never
+        copied whole), giving the model that ``X.astype(np.float32)`` would.
+        The fitted arrays are of this type; warm_start and partial_fit keep
+        the type of the arrays already there. Predictions take X of either
+        float type without copying it.
 """
 
 _ATTRIBUTES_DOC = """
@@ -259,7 +269,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                  batch_norm=False, batch_norm_input=False, batch_norm_momentum=0.99,
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
-                 restore_best_weights=True, class_weight=None):
+                 restore_best_weights=True, dtype=None, class_weight=None):
         self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
@@ -276,7 +286,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             batch_norm_epsilon=batch_norm_epsilon, clipvalue=clipvalue, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
-            restore_best_weights=restore_best_weights)
+            restore_best_weights=restore_best_weights, dtype=dtype)
 
     _score_function = staticmethod(accuracy_score)
 
@@ -452,7 +462,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
                  batch_norm=False, batch_norm_input=False, batch_norm_momentum=0.99,
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
-                 restore_best_weights=True):
+                 restore_best_weights=True, dtype=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -468,7 +478,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             batch_norm_epsilon=batch_norm_epsilon, clipvalue=clipvalue, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
-            restore_best_weights=restore_best_weights)
+            restore_best_weights=restore_best_weights, dtype=dtype)
 
     _score_function = staticmethod(r2_score)
 
