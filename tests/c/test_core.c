@@ -948,7 +948,8 @@ static void t_learn_loss(int loss, int f32)
 
 static void t_learn_solver(int solver, int nesterov, int f32)
 {
-    static const double LR[] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01};
+    /* One rate per registered solver; a solver without one (0) fails here. */
+    static const double LR[FNN_SOLVER_COUNT] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01};
     const int64_t u[] = {4, 8, 6, 1};
     model M;
     model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 30);
