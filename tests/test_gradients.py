@@ -664,6 +664,19 @@ def test_bad_activation_list_raises(small, kw):
         small.network(np.float64, **kw)
 
 
+@pytest.mark.parametrize("field, registry", [("loss", "LOSSES"), ("solver", "SOLVERS"),
+                                             ("clip", "CLIP"), ("penalty", "PENALTIES"),
+                                             ("activation", "ACTIVATIONS")])
+@pytest.mark.parametrize("outside", ["count", "negative"])
+def test_codes_outside_the_registries_raise(small, field, registry, outside):
+    """The core indexes its registry tables with these codes: _core must
+    reject any code outside them before C sees it."""
+    bad = len(getattr(_core, registry)) if outside == "count" else -1
+    value = [_core.ACTIVATIONS["tanh"], bad] if field == "activation" else bad
+    with pytest.raises(ValueError, match=f"{field} code"):
+        small.network(np.float64, **{field: value})
+
+
 def test_bad_dtype_network_raises(small):
     with pytest.raises(ValueError):
         small.network(np.int32)

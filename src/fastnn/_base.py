@@ -24,14 +24,13 @@ from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, 
 from . import _core
 from ._threads import adaptive_threads, blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, resolve_initializer
-from ._network import Layout, staggered_empty
+from ._network import SLOT_MOMENT_M, SLOT_MOMENT_V, Layout, staggered_empty
 from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
                         epoch_line)
 from .schedules import SCHEDULE_NAMES, make_schedule
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu",
-                      "swish")
-STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam")
+HIDDEN_ACTIVATIONS = _core.HIDDEN_ACTIVATIONS
+STOCHASTIC_SOLVERS = tuple(_core.SOLVERS)  # every solver of the C core; lbfgs is scipy's
 LEAKY_RELU_SLOPE = 0.01
 
 
@@ -521,7 +520,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _new_optimizer_state(self, n_params, dtype):
         init = self.initial_accumulator_value if self.solver == "adagrad" else 0.0
-        m, v = staggered_empty(n_params, dtype, 1), staggered_empty(n_params, dtype, 2)
+        m = staggered_empty(n_params, dtype, SLOT_MOMENT_M)
+        v = staggered_empty(n_params, dtype, SLOT_MOMENT_V)
         m[...] = init
         v[...] = 0
         return {"m": m, "v": v,
