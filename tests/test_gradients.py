@@ -615,7 +615,7 @@ def test_valid_call_works(small):
 @pytest.mark.parametrize("what", [
     "params_short", "params_long", "params_2d", "params_f32", "grad_short", "grad_f32",
     "grad_list", "y_cols", "y_rows", "y_1d", "y_f32", "y_int", "y_fortran_strided",
-    "X_cols", "X_f32", "X_1d", "X_list", "sw_short", "sw_f32", "sw_2d", "no_rows",
+    "X_cols", "X_int", "X_1d", "X_list", "sw_short", "sw_f32", "sw_2d", "no_rows",
 ])
 def test_bad_arguments_raise(small, what):
     c, n_p = small, small.layout.n_params
