@@ -634,7 +634,7 @@ def test_bad_arguments_raise(small, what):
         "y_int": dict(y=c.y.astype(np.int64)),
         "y_fortran_strided": dict(y=np.zeros((2, 5)).T),
         "X_cols": dict(X=np.zeros((5, 4))),
-        "X_f32": dict(X=c.X.astype(np.float32)),
+        "X_int": dict(X=c.X.astype(np.int64)),  # float32 X is converted (test_dtype)
         "X_1d": dict(X=np.zeros(15)),
         "X_list": dict(X=c.X.tolist()),
         "sw_short": dict(sw=np.ones(4)),
