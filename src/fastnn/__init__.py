@@ -13,5 +13,16 @@ from ._progress import GradientWarning
 from .plot import plot_history
 
 __version__ = "0.1.0"
+
+#: The types to trust when loading a fastnn model with skops:
+#: ``skops.io.load(path, trusted=fastnn.SKOPS_TRUSTED_TYPES)``. The estimators,
+#: and the schedules of :mod:`fastnn.schedules` that ``learning_rate`` may hold.
+SKOPS_TRUSTED_TYPES = [
+    f"{cls.__module__}.{cls.__qualname__}"
+    for cls in (MLPClassifier, MLPRegressor,
+                *(getattr(schedules, name) for name in schedules.__all__))
+    if isinstance(cls, type) and cls is not schedules.LearningRateSchedule
+]
+
 __all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "GradientWarning", "plot_history",
-           "schedules", "__version__"]
+           "schedules", "SKOPS_TRUSTED_TYPES", "__version__"]

@@ -832,3 +832,34 @@ class BaseMultilayerPerceptron(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    # ------------------------------------------------------------------
+    # persistence (pickle, joblib, skops)
+    # ------------------------------------------------------------------
+    def __getstate__(self):
+        """A fit keeps its schedule (for partial_fit to continue it). One of
+        fastnn's own is saved as its class name and attributes, so that
+        loading a model with skops needs trust only in the types the user
+        passed (fastnn.SKOPS_TRUSTED_TYPES), not in one a fit made up."""
+        from . import schedules
+
+        state = dict(super().__getstate__())
+        schedule = state.get("_schedule")
+        if type(schedule).__module__ == schedules.__name__:
+            state["_schedule"] = {"class": type(schedule).__name__,
+                                  "attributes": dict(vars(schedule))}
+        return state
+
+    def __setstate__(self, state):
+        from . import schedules
+
+        saved = state.get("_schedule")
+        if isinstance(saved, dict):
+            cls = getattr(schedules, saved["class"], None)
+            if not (isinstance(cls, type) and issubclass(cls, schedules.LearningRateSchedule)):
+                raise ValueError(f"unknown fastnn schedule {saved['class']!r} in the saved "
+                                 "state")
+            schedule = cls.__new__(cls)
+            schedule.__dict__.update(saved["attributes"])
+            state = {**state, "_schedule": schedule}
+        super().__setstate__(state)
