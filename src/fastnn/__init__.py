@@ -7,7 +7,7 @@ and which add the techniques of "Training Deep Neural Networks" (Géron,
 """
 
 from . import schedules
-from ._base import DivergenceError
+from ._base import DOCS_URL, DivergenceError
 from ._mlp import MLPClassifier, MLPRegressor
 from ._progress import GradientWarning
 from .plot import plot_history
@@ -25,4 +25,4 @@ SKOPS_TRUSTED_TYPES = [
 ]
 
 __all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "GradientWarning", "plot_history",
-           "schedules", "SKOPS_TRUSTED_TYPES", "__version__"]
+           "schedules", "SKOPS_TRUSTED_TYPES", "DOCS_URL", "__version__"]

@@ -32,6 +32,9 @@ from .schedules import SCHEDULE_NAMES, make_schedule
 HIDDEN_ACTIVATIONS = _core.HIDDEN_ACTIVATIONS
 STOCHASTIC_SOLVERS = tuple(_core.SOLVERS)  # every solver of the C core; lbfgs is scipy's
 LEAKY_RELU_SLOPE = 0.01
+#: Where the documentation site built from docs/ is published; the estimators'
+#: HTML repr (Jupyter) links to their page under it.
+DOCS_URL = "https://fastnn.readthedocs.io/en/latest/"
 
 
 # Inference networks of fitted estimators (BatchNorm folded, the C descriptor
@@ -126,6 +129,11 @@ def _check_mc_samples(mc_samples):
 
 class BaseMultilayerPerceptron(BaseEstimator):
     """Shared base of MLPClassifier and MLPRegressor (not for direct use)."""
+
+    # scikit-learn's HTML repr links to "{module}.{name}.html" under this
+    # template, where module is the public one ("fastnn" for fastnn._mlp).
+    _doc_link_module = "fastnn"
+    _doc_link_template = DOCS_URL + "api/generated/{estimator_module}.{estimator_name}.html"
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
