@@ -25,6 +25,8 @@ extensions = [
 autosummary_generate = True
 autodoc_default_options = {"members": True, "show-inheritance": False}
 autodoc_typehints = "none"
+# fastnn.onnx imports skl2onnx (an optional extra): not needed to document it.
+autodoc_mock_imports = ["skl2onnx"]
 # numpydoc: no member tables of inherited scikit-learn methods (their pages
 # are scikit-learn's); the methods fastnn defines are documented in place.
 numpydoc_show_class_members = False
