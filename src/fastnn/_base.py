@@ -5,6 +5,7 @@ The per-sample work all happens in C (fastnn._core); Python does O(layers)
 work per epoch.
 """
 
+import copy
 import time
 import warnings
 from numbers import Integral, Real
@@ -32,6 +33,11 @@ HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu
                       "swish")
 STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam")
 LEAKY_RELU_SLOPE = 0.01
+OUTPUT_ACTIVATIONS = ("identity", "exp", "logistic", "softmax")
+# Fitted arrays a fit only ever replaces, never writes into: a fit shares
+# them instead of copying (see BaseMultilayerPerceptron._fit).
+WEIGHT_LISTS = ("coefs_", "intercepts_", "bn_gamma_", "bn_beta_", "bn_moving_mean_",
+                "bn_moving_var_")
 
 
 class DivergenceError(ValueError):
@@ -351,17 +357,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
         """X as the core takes it: a dense array of `dtype` (any strides: no
         copy for float C- or F-ordered input) or a checked CSR matrix."""
         if sp.issparse(X):
-            X = X.tocsr()
-            if X.dtype != dtype:
-                X = X.astype(dtype)
-                _cast_finite(X.data, dtype, "X")
-            if X.indices.dtype != X.indptr.dtype:
-                idx = np.result_type(X.indices.dtype, X.indptr.dtype)
-                X.indices = X.indices.astype(idx)
-                X.indptr = X.indptr.astype(idx)
-            X.data = np.ascontiguousarray(X.data)
-            X.indices = np.ascontiguousarray(X.indices)
-            X.indptr = np.ascontiguousarray(X.indptr)
+            X = X.tocsr()  # may be the caller's matrix: never assign to its attributes
+            data = np.ascontiguousarray(_cast_finite(X.data, dtype, "X"))
+            indices, indptr = X.indices, X.indptr
+            if indices.dtype != indptr.dtype:
+                idx = np.result_type(indices.dtype, indptr.dtype)
+                indices, indptr = indices.astype(idx), indptr.astype(idx)
+            X = sp.csr_matrix((data, np.ascontiguousarray(indices),
+                               np.ascontiguousarray(indptr)), shape=X.shape, copy=False)
             return X  # its structure is checked by _core before C sees it
         X = np.asarray(X)
         if X.dtype != dtype:
@@ -372,12 +375,128 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # fitting
     # ------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        """fit and partial_fit, all or nothing (README, "When a call fails").
+
+        The call trains on its own writeable copies of the fitted state (the
+        originals may be read-only: a joblib mmap_mode='r' load, out-of-band
+        pickle buffers) and is never written into. When it raises, the
+        estimator gets its state from before the call back, except after a
+        DivergenceError, which documents that the model keeps the last
+        finite epoch."""
+        before = dict(vars(self))
+        self._detach_fitted_state()
+        try:
+            return self._fit_once(X, y, sample_weight, incremental)
+        except DivergenceError:
+            raise
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+
+    def _detach_fitted_state(self):
+        """Replace every fitted attribute by a deep copy, except the weight
+        arrays (a fit replaces them, never writes into them)."""
+        params = self.get_params(deep=False)
+        memo = {}
+        for name in WEIGHT_LISTS:
+            for a in getattr(self, name, None) or ():
+                memo[id(a)] = a
+        for name, value in list(vars(self).items()):
+            if name not in params:
+                setattr(self, name, copy.deepcopy(value, memo))
+
+    def _check_float_params(self, dtype):
+        """Stability terms that vanish in the model's dtype would divide by
+        zero (epsilon=1e-50 is 0 in float32): a ValueError naming them, not
+        NaN weights blamed on the data."""
+        tiny = np.finfo(dtype).tiny
+        used = []
+        if self.solver in STOCHASTIC_SOLVERS and self.solver != "sgd":
+            used.append("epsilon")
+        if self._batch_norm_mode() or self.batch_norm_input:
+            used.append("batch_norm_epsilon")
+        for name in used:
+            value = getattr(self, name)
+            if value < tiny:
+                raise ValueError(f"{name}={value!r} is below the smallest normal {dtype} "
+                                 f"({tiny:.3g}) and would divide by zero; use a larger "
+                                 f"{name}" + (" or fit on float64 data" if dtype == np.float32
+                                              else "") + ".")
+
+    def _check_fitted_state(self, training=False):
+        """A ValueError naming the attribute when the fitted state cannot be
+        used (a corrupted or hand-edited pickle), before anything reaches C.
+        training: also the state partial_fit and warm_start continue from."""
+        def corrupted(name, what):
+            raise ValueError(f"Corrupted fitted state: {name} {what}.")
+
+        required = ["n_outputs_", "n_layers_", "out_activation_", *WEIGHT_LISTS]
+        if is_classifier(self):
+            required.append("_label_binarizer")
+        for name in required:
+            if not hasattr(self, name):
+                corrupted(name, "is missing")
+        coefs, intercepts = self.coefs_, self.intercepts_
+        if not isinstance(coefs, list) or not coefs:
+            corrupted("coefs_", "must be a non-empty list of arrays")
+        for name in WEIGHT_LISTS:
+            value = getattr(self, name)
+            if not isinstance(value, list) or len(value) != len(coefs):
+                corrupted(name, f"must be a list of {len(coefs)} entries")
+        dtype = getattr(coefs[0], "dtype", None)
+        if dtype not in (np.float32, np.float64):
+            corrupted("coefs_[0]", "must be a float32 or float64 array")
+        for name in WEIGHT_LISTS:
+            for i, a in enumerate(getattr(self, name)):
+                if a is None and name.startswith("bn_"):
+                    continue
+                ndim = 2 if name == "coefs_" else 1
+                if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != ndim:
+                    corrupted(f"{name}[{i}]", f"must be a {ndim}-D {dtype} array")
+                if not np.isfinite(a).all():
+                    corrupted(f"{name}[{i}]", "holds NaN or infinite values")
+                if name == "bn_moving_var_" and (a < 0).any():
+                    corrupted(f"{name}[{i}]", "holds negative variances")
+        if self.out_activation_ not in OUTPUT_ACTIVATIONS:
+            corrupted("out_activation_", f"is {self.out_activation_!r}, not one of "
+                      f"{OUTPUT_ACTIVATIONS}")
+        if self.n_layers_ != len(coefs) + 1:
+            corrupted("n_layers_", f"is {self.n_layers_!r} but coefs_ has {len(coefs)} layers")
+        if self.n_outputs_ != coefs[-1].shape[1]:
+            corrupted("n_outputs_", f"is {self.n_outputs_!r} but coefs_[-1] has "
+                      f"{coefs[-1].shape[1]} columns")
+        if getattr(self, "n_features_in_", coefs[0].shape[0]) != coefs[0].shape[0]:
+            corrupted("n_features_in_", f"is {self.n_features_in_!r} but coefs_[0] has "
+                      f"{coefs[0].shape[0]} rows")
+        if not training or self.solver == "lbfgs":
+            return
+        for name, kind in (("t_", Integral), ("loss_curve_", list), ("history_", dict),
+                           ("_no_improvement_count", Integral)):
+            if not isinstance(getattr(self, name, None), kind):
+                corrupted(name, f"must be {'an int' if kind is Integral else 'a ' + kind.__name__}")
+        opt = getattr(self, "_optimizer_state", None)
+        if opt is not None:
+            if not isinstance(opt, dict) or set(opt) != {"m", "v", "scalars"}:
+                corrupted("_optimizer_state", "must be a dict with 'm', 'v' and 'scalars'")
+            for key, shape in (("m", None), ("v", None), ("scalars", (2,))):
+                a = opt[key]
+                if not isinstance(a, np.ndarray) or a.ndim != 1 or \
+                        (shape is not None and (a.shape != shape or a.dtype != np.float64)):
+                    corrupted(f"_optimizer_state[{key!r}]", "has the wrong type or shape")
+        if hasattr(self, "_schedule") and not isinstance(getattr(self, "_epoch", None),
+                                                         Integral):
+            corrupted("_epoch", "must be an int")
+
+    def _fit_once(self, X, y, sample_weight=None, incremental=False):
         hidden = self._hidden_sizes()
         hidden_acts = self._hidden_activations(len(hidden))
         self._dropout_rates(len(hidden) + 1)
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if not first_pass:
+            self._check_fitted_state(training=True)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
@@ -387,12 +506,17 @@ class BaseMultilayerPerceptron(BaseEstimator):
                                  f"representable in {X.dtype} (got {total}).")
         if y.ndim == 1:
             y = y.reshape((-1, 1))
+        if not first_pass and y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y.shape[1]} output(s) but the model was fitted with "
+                             f"{self.n_outputs_}; warm_start and partial_fit continue the "
+                             "same model.")
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype, hidden_acts)
         dtype = self._model_dtype()
+        self._check_float_params(dtype)
         X = self._as_core_X(X, dtype)
         y = np.ascontiguousarray(_cast_finite(y, dtype, "y"))
         if sample_weight is not None:
@@ -616,13 +740,44 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _train_one_epoch(self, net, params, stats, opt, X, y, sample_weight, order,
                          batch_size, lrs, seed, grad_norm_sum):
+        """One epoch, all or nothing: on divergence (a NaN or infinite loss,
+        gradient or updated weight) or a Ctrl-C that stops the C loop, the
+        parameters, statistics and optimizer state are put back as they were
+        at the epoch's start (the last finite epoch) before the error
+        propagates."""
+        self._check_rates(lrs)
+        state = (params, stats, opt["m"], opt["v"], opt["scalars"])
+        start = [a.copy() for a in state]
+        try:
+            result = self._run_epoch_steps(net, params, stats, opt, X, y, sample_weight, order,
+                                           batch_size, lrs, seed, grad_norm_sum)
+            if not (np.isfinite(params).all() and np.isfinite(stats).all()):
+                raise _core.NonFiniteError("an update made the weights NaN or infinite")
+            return result
+        except (_core.NonFiniteError, KeyboardInterrupt):
+            for now, then in zip(state, start):
+                now[...] = then
+            raise
+
+    def _check_rates(self, lrs):
+        """The schedule's rates for this epoch are finite and >= 0."""
+        bad = np.flatnonzero(~(np.isfinite(lrs) & (lrs >= 0)))
+        if len(bad):
+            raise ValueError(f"The learning-rate schedule gave the rate {lrs[bad[0]]!r} for "
+                             f"step {bad[0]} of epoch {self._epoch + 1}; rates must be finite "
+                             "and >= 0.")
+
+    def _run_epoch_steps(self, net, params, stats, opt, X, y, sample_weight, order,
+                         batch_size, lrs, seed, grad_norm_sum):
         """One epoch in C: a single call, or (verbose >= 2) one call per chunk
-        of steps so a progress bar can advance in between."""
+        of steps so a progress bar can advance in between. A second Ctrl-C
+        stops the C loop after its current step (KeyboardInterrupt)."""
         chunks = epoch_chunks(len(lrs), int(self.verbose))
         if len(chunks) == 1:
             return _core.train_epoch(net, params, stats, opt["m"], opt["v"], opt["scalars"],
                                      X, y, sample_weight, order, batch_size, lrs, seed,
-                                     grad_norm_sum)
+                                     grad_norm_sum,
+                                     interrupt_after=InterruptAtEpochEnd.presses_to_stop())
         bar = EpochProgress(self._epoch + 1, self.max_iter, len(lrs), int(self.verbose))
         loss_sum, n_steps = 0.0, 0
         try:
@@ -630,7 +785,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 rows = order[s0 * batch_size:s1 * batch_size]
                 part_loss, part_steps = _core.train_epoch(
                     net, params, stats, opt["m"], opt["v"], opt["scalars"], X, y,
-                    sample_weight, rows, batch_size, lrs[s0:s1], seed, grad_norm_sum)
+                    sample_weight, rows, batch_size, lrs[s0:s1], seed, grad_norm_sum,
+                    interrupt_after=InterruptAtEpochEnd.presses_to_stop())
                 loss_sum += part_loss
                 n_steps += part_steps
                 bar.advance(s1 - s0, loss_sum / min(len(order), s1 * batch_size))
@@ -649,6 +805,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _forward(self, X, mc_samples=0, return_std=False, check_input=False):
         mc_samples = _check_mc_samples(mc_samples)
+        check_is_fitted(self)
+        self._check_fitted_state()
         with blas_single_threaded():
             return self._forward_unlocked(X, mc_samples, return_std, check_input)
 
