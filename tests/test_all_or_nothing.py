@@ -109,45 +109,48 @@ def _classifier(**kw):
 
 
 def _failing_calls():
-    """(name, fitted model, call that must raise, expected exception)."""
+    """(name, make the model, call that must raise, expected exception)."""
     X, y, yc = data()
     X32 = X.astype(np.float32)
     return [
         ("warm_start fit with two outputs",
-         _regressor(warm_start=True).fit(X, y), lambda m: m.fit(X, np.c_[y, y]), ValueError),
+         lambda: _regressor(warm_start=True).fit(X, y), lambda m: m.fit(X, np.c_[y, y]),
+         ValueError),
         ("partial_fit with two outputs",
-         _regressor().fit(X, y), lambda m: m.partial_fit(X, np.c_[y, y]), ValueError),
+         lambda: _regressor().fit(X, y), lambda m: m.partial_fit(X, np.c_[y, y]), ValueError),
         ("partial_fit with fewer features",
-         _regressor().fit(X, y), lambda m: m.partial_fit(X[:, :3], y), ValueError),
+         lambda: _regressor().fit(X, y), lambda m: m.partial_fit(X[:, :3], y), ValueError),
         ("warm_start fit with NaN in X",
-         _regressor(warm_start=True).fit(X, y),
+         lambda: _regressor(warm_start=True).fit(X, y),
          lambda m: m.fit(np.where(X > 2, np.nan, X), y), ValueError),
         ("partial_fit with an unseen class",
-         _classifier().fit(X, yc), lambda m: m.partial_fit(X, yc + 5), ValueError),
+         lambda: _classifier().fit(X, yc), lambda m: m.partial_fit(X, yc + 5), ValueError),
         ("warm_start fit with other classes",
-         _classifier(warm_start=True).fit(X, yc), lambda m: m.fit(X, yc + 5), ValueError),
+         lambda: _classifier(warm_start=True).fit(X, yc), lambda m: m.fit(X, yc + 5),
+         ValueError),
         ("set_params(hidden_layer_sizes) + partial_fit",
-         _regressor().fit(X, y),
+         lambda: _regressor().fit(X, y),
          lambda m: m.set_params(hidden_layer_sizes=(7,)).partial_fit(X, y), ValueError),
         ("set_params(two clippings) + fit",
-         _regressor().fit(X, y),
+         lambda: _regressor().fit(X, y),
          lambda m: m.set_params(clipnorm=1.0, clipvalue=1.0).fit(X, y), ValueError),
         ("set_params(epsilon=1e-50) + fit on float32",
-         _regressor().fit(X, y), lambda m: m.set_params(epsilon=1e-50).fit(X32, y), ValueError),
+         lambda: _regressor().fit(X, y), lambda m: m.set_params(epsilon=1e-50).fit(X32, y),
+         ValueError),
         ("fresh fit whose schedule raises in epoch 3",
-         _regressor().fit(X, y),
+         lambda: _regressor().fit(X, y),
          lambda m: m.set_params(learning_rate=FailAtEpoch(2), max_iter=5).fit(X, y),
          RuntimeError),
         ("fresh fit running out of memory in epoch 3",
-         _classifier().fit(X, yc),
+         lambda: _classifier().fit(X, yc),
          lambda m: m.set_params(learning_rate=FailAtEpoch(2, "memory"), max_iter=5).fit(X, yc),
          MemoryError),
         ("warm_start fit whose schedule gives a negative rate",
-         _regressor(warm_start=True).fit(X, y),
+         lambda: _regressor(warm_start=True).fit(X, y),
          lambda m: m.set_params(learning_rate=RateAtEpoch(1, -0.5), max_iter=5).fit(X, y),
          ValueError),
         ("partial_fit whose schedule gives NaN",
-         _regressor(learning_rate=RateAtEpoch(0, np.nan)),
+         lambda: _regressor(learning_rate=RateAtEpoch(0, np.nan)),
          lambda m: m.partial_fit(X, y), ValueError),
     ]
 
@@ -155,7 +158,8 @@ def _failing_calls():
 @pytest.mark.parametrize("case", range(len(_failing_calls())),
                          ids=[c[0] for c in _failing_calls()])
 def test_failed_call_leaves_the_fitted_state_unchanged(case):
-    name, model, call, error = _failing_calls()[case]
+    name, make_model, call, error = _failing_calls()[case]
+    model = make_model()
     X, *_ = data()
     fitted = hasattr(model, "coefs_")
     before = snapshot(model)
@@ -548,7 +552,7 @@ def test_dense_inputs_come_back_unchanged():
 # memory on wide sparse input
 # ---------------------------------------------------------------------------
 _WIDE_CHILD = r'''
-import json, resource, warnings
+import json, warnings
 import numpy as np
 import scipy.sparse as sp
 from fastnn import MLPClassifier, _core
@@ -561,15 +565,21 @@ def wide(n, nnz):
 Xfit = wide(40, 400)
 m = MLPClassifier((16,), max_iter=1, batch_size=4, random_state=0).fit(Xfit, np.arange(40) % 2)
 X = wide(2000, 40_000)
-peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MB
-before = peak()
+def rss_mb(field):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith(field)) / 1024
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # peak RSS (VmHWM) := current RSS
+before = rss_mb("VmRSS:")
 proba = m.predict_proba(X)
-grown = peak() - before
+grown = rss_mb("VmHWM:") - before
 print(json.dumps({"grown_mb": grown, "threads": _core.max_threads(),
                   "finite": bool(np.isfinite(proba).all()), "shape": list(proba.shape)}))
 '''
 
 
+@pytest.mark.skipif(not os.access("/proc/self/clear_refs", os.W_OK),
+                    reason="needs Linux's resettable peak RSS (/proc/self/clear_refs)")
 def test_predict_on_wide_sparse_input_has_bounded_scratch_memory():
     """2000 x 300,000 CSR (40k non-zeros), 4 threads: 256-row chunks would
     densify ~300 MB per thread; scratch is bounded by bytes instead."""

@@ -471,10 +471,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
                       f"{coefs[0].shape[0]} rows")
         if not training or self.solver == "lbfgs":
             return
-        for name, kind in (("t_", Integral), ("loss_curve_", list), ("history_", dict),
-                           ("_no_improvement_count", Integral)):
+        for name, kind, what in (("t_", Integral, "an int"), ("loss_curve_", list, "a list"),
+                                 ("history_", dict, "a dict"),
+                                 ("_no_improvement_count", Integral, "an int")):
             if not isinstance(getattr(self, name, None), kind):
-                corrupted(name, f"must be {'an int' if kind is Integral else 'a ' + kind.__name__}")
+                corrupted(name, f"must be {what}")
         opt = getattr(self, "_optimizer_state", None)
         if opt is not None:
             if not isinstance(opt, dict) or set(opt) != {"m", "v", "scalars"}:
