@@ -385,27 +385,42 @@ class BaseMultilayerPerceptron(BaseEstimator):
         DivergenceError, which documents that the model keeps the last
         finite epoch."""
         before = dict(vars(self))
-        self._detach_fitted_state()
+        appended_to = self._detach_fitted_state()
         try:
             return self._fit_once(X, y, sample_weight, incremental)
         except DivergenceError:
             raise
         except BaseException:
+            for history, length in appended_to:
+                del history[length:]
             vars(self).clear()
             vars(self).update(before)
             raise
 
     def _detach_fitted_state(self):
-        """Replace every fitted attribute by a deep copy, except the weight
-        arrays (a fit replaces them, never writes into them)."""
-        params = self.get_params(deep=False)
-        memo = {}
-        for name in WEIGHT_LISTS:
-            for a in getattr(self, name, None) or ():
-                memo[id(a)] = a
-        for name, value in list(vars(self).items()):
-            if name not in params:
-                setattr(self, name, copy.deepcopy(value, memo))
+        """Replace every fitted attribute (a name that starts or ends with an
+        underscore, by scikit-learn's convention) by a deep copy, except the
+        weight arrays (a fit replaces them, never writes into them),
+        _random_state (every fit makes a new one) and the history lists
+        (loss_curve_, history_'s lists: a fit only appends to them; copying
+        them made a loop of partial_fit calls quadratic). Returns those lists
+        with their lengths, to cut them back after a failure."""
+        fitted = [name for name in vars(self) if name.startswith("_") or name.endswith("_")]
+        memo, appended_to = {}, []
+        for name in fitted:
+            value = getattr(self, name)
+            if name == "_random_state":
+                memo[id(value)] = value
+            elif name in WEIGHT_LISTS:
+                memo.update((id(a), a) for a in value or ())
+            else:
+                for v in value.values() if isinstance(value, dict) else (value,):
+                    if isinstance(v, list):
+                        memo[id(v)] = v
+                        appended_to.append((v, len(v)))
+        for name in fitted:
+            setattr(self, name, copy.deepcopy(getattr(self, name), memo))
+        return appended_to
 
     def _check_float_params(self, dtype):
         """Stability terms that vanish in the model's dtype would divide by
