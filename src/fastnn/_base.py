@@ -13,7 +13,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -448,7 +448,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             raise ValueError(f"Corrupted fitted state: {name} {what}.")
 
         required = ["n_outputs_", "n_layers_", "out_activation_", *WEIGHT_LISTS]
-        if is_classifier(self):
+        if isinstance(self, ClassifierMixin):  # is_classifier's tags cost a third of this
             required.append("_label_binarizer")
         for name in required:
             if not hasattr(self, name):
@@ -470,10 +470,6 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 ndim = 2 if name == "coefs_" else 1
                 if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != ndim:
                     corrupted(f"{name}[{i}]", f"must be a {ndim}-D {dtype} array")
-                if not np.isfinite(a).all():
-                    corrupted(f"{name}[{i}]", "holds NaN or infinite values")
-                if name == "bn_moving_var_" and (a < 0).any():
-                    corrupted(f"{name}[{i}]", "holds negative variances")
         if self.out_activation_ not in OUTPUT_ACTIVATIONS:
             corrupted("out_activation_", f"is {self.out_activation_!r}, not one of "
                       f"{OUTPUT_ACTIVATIONS}")
@@ -485,7 +481,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if getattr(self, "n_features_in_", coefs[0].shape[0]) != coefs[0].shape[0]:
             corrupted("n_features_in_", f"is {self.n_features_in_!r} but coefs_[0] has "
                       f"{coefs[0].shape[0]} rows")
-        if not training or self.solver == "lbfgs":
+        if not training:
+            return
+        self._check_fitted_values()
+        if self.solver == "lbfgs":
             return
         for name, kind, what in (("t_", Integral, "an int"), ("loss_curve_", list, "a list"),
                                  ("history_", dict, "a dict"),
@@ -504,6 +503,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if hasattr(self, "_schedule") and not isinstance(getattr(self, "_epoch", None),
                                                          Integral):
             corrupted("_epoch", "must be an int")
+
+    def _check_fitted_values(self):
+        """A ValueError naming the first weight array with a NaN or infinite
+        value, or a negative moving variance. O(parameters): predict runs it
+        only when the packed or folded weights are not all finite."""
+        for name in WEIGHT_LISTS:
+            for i, a in enumerate(getattr(self, name)):
+                if a is None:
+                    continue
+                if not np.isfinite(a).all():
+                    raise ValueError(f"Corrupted fitted state: {name}[{i}] holds NaN or "
+                                     "infinite values.")
+                if name == "bn_moving_var_" and (a < 0).any():
+                    raise ValueError(f"Corrupted fitted state: {name}[{i}] holds negative "
+                                     "variances.")
 
     def _fit_once(self, X, y, sample_weight=None, incremental=False):
         hidden = self._hidden_sizes()
@@ -853,6 +867,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         hidden_acts = self._hidden_activations(len(self._hidden_sizes()))
         config = self._network_config(hidden_acts)
         if mc_samples:
+            if not (np.isfinite(params).all() and np.isfinite(stats).all()):
+                self._check_fitted_values()
             net = layout.network(dtype, **config)
             rng = check_random_state(self.random_state)
             seeds = rng.randint(0, 2**31 - 1, size=mc_samples)
@@ -872,6 +888,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 return mean.astype(dtype), np.sqrt(m2 / len(seeds)).astype(dtype)
             return mean.astype(dtype)
         plain, folded = layout.fold(params, stats, float(self.batch_norm_epsilon))
+        if not np.isfinite(folded).all():  # never a plausible prediction from them
+            self._check_fitted_values()
         config["dropout"] = None
         net = plain.network(dtype, **config)
         out, nonfinite = _core.predict(net, folded, np.empty(0, dtype=dtype), X,
