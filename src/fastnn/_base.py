@@ -867,8 +867,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         hidden_acts = self._hidden_activations(len(self._hidden_sizes()))
         config = self._network_config(hidden_acts)
         if mc_samples:
-            if not (np.isfinite(params).all() and np.isfinite(stats).all()):
-                self._check_fitted_values()
+            self._check_fitted_values()  # O(parameters), like each of the passes
             net = layout.network(dtype, **config)
             rng = check_random_state(self.random_state)
             seeds = rng.randint(0, 2**31 - 1, size=mc_samples)
