@@ -152,6 +152,9 @@ def _failing_calls():
         ("partial_fit whose schedule gives NaN",
          lambda: _regressor(learning_rate=RateAtEpoch(0, np.nan)),
          lambda m: m.partial_fit(X, y), ValueError),
+        ("first classifier partial_fit whose schedule gives NaN",
+         lambda: _classifier(learning_rate=RateAtEpoch(0, np.nan)),
+         lambda m: m.partial_fit(X, yc, classes=[0, 1]), ValueError),
     ]
 
 

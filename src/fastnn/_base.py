@@ -375,8 +375,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # ------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight=None, incremental=False):
-        """fit and partial_fit, all or nothing (README, "When a call fails").
+    def _fit(self, X, y, sample_weight=None, incremental=False, setup=None):
+        """fit and partial_fit, all or nothing (README, "When a call fails");
+        setup: the caller's own first changes to the estimator, made inside.
 
         The call trains on its own writeable copies of the fitted state (the
         originals may be read-only: a joblib mmap_mode='r' load, out-of-band
@@ -387,6 +388,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         before = dict(vars(self))
         appended_to = self._detach_fitted_state()
         try:
+            if setup is not None:
+                setup()
             return self._fit_once(X, y, sample_weight, incremental)
         except DivergenceError:
             raise
@@ -836,8 +839,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _forward(self, X, mc_samples=0, return_std=False, check_input=False):
         mc_samples = _check_mc_samples(mc_samples)
-        check_is_fitted(self)
-        self._check_fitted_state()
+        self._check_fitted_state()  # the public methods ran check_is_fitted
         with blas_single_threaded():
             return self._forward_unlocked(X, mc_samples, return_std, check_input)
 

@@ -597,9 +597,9 @@ def predict(Network net, params, stats, X, *, chunk_rows=None,
             bint dropout_on=False, uint64_t seed=0, bint return_nonfinite=False):
     """Output activations for X (inference mode; one MC-dropout sample when
     dropout_on), chunk_rows rows per pass and thread (None: 256, fewer on
-    wide input, see SCRATCH_BYTES).  With return_nonfinite, also whether some first-layer output
-    was NaN or infinite: False proves X finite when dropout is off (see
-    fnn_predict in fastnn.h)."""
+    wide input, see SCRATCH_BYTES).  With return_nonfinite, also whether
+    some first-layer output was NaN or infinite: False proves X finite when
+    dropout is off (see fnn_predict in fastnn.h)."""
     dtype = net.dtype
     cdef fnn_data d
     keep = fill_data(&d, net, X, None, None, False)
