@@ -615,11 +615,14 @@ import numpy as np
 from fastnn import MLPClassifier
 from fastnn.schedules import Constant
 
-class SignalTwiceInEpoch1(Constant):
-    """Constant rate; when epoch 1's rates are asked for (just before its C
-    call), a thread sends this process two SIGINTs."""
+class SignalTwice(Constant):
+    """Constant rate; when armed, asking for epoch 1's rates (just before its
+    C call) starts a thread that sends this process two SIGINTs."""
+    def __init__(self, armed=False):
+        self.armed = armed
+
     def epoch_rates(self, epoch, *args):
-        if epoch == 0:
+        if self.armed and epoch == 0:
             def send():
                 for _ in range(2):
                     time.sleep(0.2)
@@ -630,25 +633,36 @@ class SignalTwiceInEpoch1(Constant):
 rng = np.random.RandomState(0)
 X = rng.randn(200_000, 20)
 y = (X[:, 0] > 0).astype(int)
-clf = MLPClassifier((256, 256), batch_size=1, max_iter=2, learning_rate=SignalTwiceInEpoch1(),
+clf = MLPClassifier((256, 256), batch_size=1, max_iter=1, learning_rate=SignalTwice(),
                     random_state=0)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    clf.fit(X[:100], y[:100])  # one short epoch: the last finished one
+before = [a.copy() for a in clf.coefs_ + clf.intercepts_]
+clf.set_params(warm_start=True, max_iter=2, learning_rate=SignalTwice(armed=True))
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    clf.fit(X, y)
+    clf.fit(X, y)  # 200,000 steps per epoch
 proba = clf.predict_proba(X[:50])
-print(json.dumps({"n_iter": clf.n_iter_, "t": int(clf.t_), "loss_curve": len(clf.loss_curve_),
-                  "updates": float(clf._optimizer_state["scalars"][0]),
-                  "finite": bool(np.isfinite(proba).all()),
-                  "warnings": [str(w.message) for w in caught]}))
+print(json.dumps({
+    "n_iter": clf.n_iter_, "t": int(clf.t_), "loss_curve": len(clf.loss_curve_),
+    "weights_unchanged": all(np.array_equal(a, b)
+                             for a, b in zip(clf.coefs_ + clf.intercepts_, before)),
+    # A fit (warm or not) starts a fresh optimizer, as scikit-learn does.
+    "fresh_optimizer": bool(clf._optimizer_state["scalars"][0] == 0
+                            and not clf._optimizer_state["m"].any()
+                            and not clf._optimizer_state["v"].any()),
+    "finite": bool(np.isfinite(proba).all()),
+    "warnings": [str(w.message) for w in caught]}))
 '''
 
 
 def test_second_ctrl_c_stops_inside_the_epoch():
-    """Two Ctrl-C during the first (200,000-step) epoch's C call: fit returns
-    with the warning before that epoch ends, at the last finished epoch (no
-    update kept, nothing recorded), and the model predicts."""
+    """Two Ctrl-C during a 200,000-step epoch's C call: fit returns with the
+    warning before that epoch ends, and the model is exactly at the last
+    finished epoch (weights, optimizer state, history), and predicts."""
     out = child_result(_SECOND_CTRL_C_CHILD, timeout=600)
     assert "Training interrupted by user." in out["warnings"], out
-    assert out["n_iter"] == 0 and out["t"] == 0 and out["loss_curve"] == 0, out
-    assert out["updates"] == 0, out
+    assert out["n_iter"] == 0 and out["t"] == 100 and out["loss_curve"] == 1, out
+    assert out["weights_unchanged"] and out["fresh_optimizer"], out
     assert out["finite"], out
