@@ -15,7 +15,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import warnings
 
 import numpy as np
 import pytest
@@ -59,7 +58,7 @@ def snapshot(est):
 
 
 def weights(est):
-    return [a for a in est.coefs_ + est.intercepts_]
+    return est.coefs_ + est.intercepts_
 
 
 def assert_all_finite(est):

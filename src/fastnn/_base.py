@@ -456,7 +456,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         for name in required:
             if not hasattr(self, name):
                 corrupted(name, "is missing")
-        coefs, intercepts = self.coefs_, self.intercepts_
+        coefs = self.coefs_
         if not isinstance(coefs, list) or not coefs:
             corrupted("coefs_", "must be a non-empty list of arrays")
         for name in WEIGHT_LISTS:
