@@ -129,7 +129,8 @@ FNN_HOT fnn_status FN(fnn_act_forward)(int act, double slope, REAL *out, const R
         FNN_PAR_ELEMENTS(nt, n, i, out[i] = (REAL)tanh(pre[i]););
         break;
     case FNN_ACT_RELU:
-        FNN_PAR_ELEMENTS(nt, n, i, out[i] = pre[i] > 0 ? pre[i] : 0;);
+        /* NaN stays NaN (pre > 0 ? pre : 0 would hide a corrupted weight as 0). */
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = pre[i] < 0 ? 0 : pre[i];);
         break;
     case FNN_ACT_LEAKY_RELU:
         FNN_PAR_ELEMENTS(nt, n, i, out[i] = pre[i] > 0 ? pre[i] : s * pre[i];);

@@ -292,6 +292,9 @@ typedef struct {
     double loss_sum;            /* sum over steps of batch_loss * batch_rows (sklearn's) */
     double *grad_norm_sum;      /* caller-provided, n_layers: sum over steps of ||dW_l||_2 */
     int64_t n_steps;            /* steps completed (updates applied) */
+    const volatile int32_t *stop; /* NULL, or polled before each step: non-zero ends the
+                                     epoch early with FNN_OK (a Ctrl-C, set by the caller's
+                                     signal handler while this call runs) */
 } fnn_epoch_report;
 
 /*

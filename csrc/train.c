@@ -414,6 +414,8 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
     const REAL *sw = data->sample_weight != NULL ? w.swbuf : NULL;
     int64_t n_steps = (n_order + batch_size - 1) / batch_size;
     for (int64_t s = 0; s < n_steps; s++) {
+        if (report->stop != NULL && *report->stop)
+            break; /* interrupted: the caller is told by its own flag */
         const int64_t start = s * batch_size;
         const int64_t rows = start + batch_size <= n_order ? batch_size : n_order - start;
         const uint64_t step = (uint64_t)(opt->t);

@@ -5,6 +5,7 @@ The per-sample work all happens in C (fastnn._core); Python does O(layers)
 work per epoch.
 """
 
+import copy
 import time
 import warnings
 import weakref
@@ -13,7 +14,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -41,8 +42,6 @@ DOCS_URL = "https://fastnn.readthedocs.io/en/latest/"
 # built), kept outside the estimators themselves: predict must not change an
 # estimator's __dict__ (scikit-learn's check_dict_unchanged) nor its pickle.
 _INFERENCE_CACHE = weakref.WeakKeyDictionary()
-_FITTED_ARRAYS = ("coefs_", "intercepts_", "bn_gamma_", "bn_beta_", "bn_moving_mean_",
-                  "bn_moving_var_")
 
 
 class _InferenceNetwork:
@@ -58,7 +57,8 @@ class _InferenceNetwork:
         """True when key and every array (shape, dtype, values) are the same:
         an array a user assigned, or edited in place, is seen."""
         return key == self.key and len(arrays) == len(self.arrays) and all(
-            a.shape == c.shape and a.dtype == c.dtype and np.array_equal(a, c)
+            isinstance(a, np.ndarray) and a.shape == c.shape and a.dtype == c.dtype
+            and np.array_equal(a, c)
             for a, c in zip(arrays, self.arrays))
 
 
@@ -66,7 +66,15 @@ def _check_fitted(est):
     """scikit-learn's check_is_fitted, without its scan of every attribute
     (a tenth of a one-row prediction) when coefs_ is there."""
     if "coefs_" not in est.__dict__:
-        check_is_fitted(est)
+        check_is_fitted(est)  # NotFittedError, as scikit-learn
+        est._check_fitted_state()  # fitted, yet coefs_ gone: a ValueError naming it
+
+
+OUTPUT_ACTIVATIONS = ("identity", "exp", "logistic", "softmax")
+# Fitted arrays a fit only ever replaces, never writes into: a fit shares
+# them instead of copying (see BaseMultilayerPerceptron._fit).
+WEIGHT_LISTS = ("coefs_", "intercepts_", "bn_gamma_", "bn_beta_", "bn_moving_mean_",
+                "bn_moving_var_")
 
 
 class DivergenceError(ValueError):
@@ -412,19 +420,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
         finite, see _forward_unlocked)."""
         floats = (np.float32, np.float64)
         if sp.issparse(X):
-            X = X.tocsr()
-            if X.dtype not in floats:
-                X = X.astype(dtype)
-                _cast_finite(X.data, dtype, "X")
+            X = X.tocsr()  # may be the caller's matrix: never assign to its attributes
+            data = X.data
+            if data.dtype not in floats:
+                data = _cast_finite(data, dtype, "X")
             elif check_range:
                 _check_range(X, dtype, "X")
-            if X.indices.dtype != X.indptr.dtype:
-                idx = np.result_type(X.indices.dtype, X.indptr.dtype)
-                X.indices = X.indices.astype(idx)
-                X.indptr = X.indptr.astype(idx)
-            X.data = np.ascontiguousarray(X.data)
-            X.indices = np.ascontiguousarray(X.indices)
-            X.indptr = np.ascontiguousarray(X.indptr)
+            indices, indptr = X.indices, X.indptr
+            if indices.dtype != indptr.dtype:
+                idx = np.result_type(indices.dtype, indptr.dtype)
+                indices, indptr = indices.astype(idx), indptr.astype(idx)
+            X = sp.csr_matrix((np.ascontiguousarray(data), np.ascontiguousarray(indices),
+                               np.ascontiguousarray(indptr)), shape=X.shape, copy=False)
             return X  # its structure is checked by _core before C sees it
         X = np.asarray(X)
         if X.dtype not in floats:
@@ -436,13 +443,162 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # ------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight=None, incremental=False):
+    def _fit(self, X, y, sample_weight=None, incremental=False, setup=None):
+        """fit and partial_fit, all or nothing (README, "When a call fails");
+        setup: the caller's own first changes to the estimator, made inside.
+
+        The call trains on its own writeable copies of the fitted state (the
+        originals may be read-only: a joblib mmap_mode='r' load, out-of-band
+        pickle buffers) and is never written into. When it raises, the
+        estimator gets its state from before the call back, except after a
+        DivergenceError, which documents that the model keeps the last
+        finite epoch."""
+        before = dict(vars(self))
+        appended_to = self._detach_fitted_state()
+        try:
+            if setup is not None:
+                setup()
+            return self._fit_once(X, y, sample_weight, incremental)
+        except DivergenceError:
+            raise
+        except BaseException:
+            for history, length in appended_to:
+                del history[length:]
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+
+    def _detach_fitted_state(self):
+        """Replace every fitted attribute (a name that starts or ends with an
+        underscore, by scikit-learn's convention) by a deep copy, except the
+        weight arrays (a fit replaces them, never writes into them),
+        _random_state (every fit makes a new one) and the history lists
+        (loss_curve_, history_'s lists: a fit only appends to them; copying
+        them made a loop of partial_fit calls quadratic). Returns those lists
+        with their lengths, to cut them back after a failure."""
+        fitted = [name for name in vars(self) if name.startswith("_") or name.endswith("_")]
+        memo, appended_to = {}, []
+        for name in fitted:
+            value = getattr(self, name)
+            if name == "_random_state":
+                memo[id(value)] = value
+            elif name in WEIGHT_LISTS:
+                memo.update((id(a), a) for a in value or ())
+            else:
+                for v in value.values() if isinstance(value, dict) else (value,):
+                    if isinstance(v, list):
+                        memo[id(v)] = v
+                        appended_to.append((v, len(v)))
+        for name in fitted:
+            setattr(self, name, copy.deepcopy(getattr(self, name), memo))
+        return appended_to
+
+    def _check_float_params(self, dtype):
+        """Stability terms that vanish in the model's dtype would divide by
+        zero (epsilon=1e-50 is 0 in float32): a ValueError naming them, not
+        NaN weights blamed on the data."""
+        tiny = np.finfo(dtype).tiny
+        used = []
+        if self.solver in STOCHASTIC_SOLVERS and self.solver != "sgd":
+            used.append("epsilon")
+        if self._batch_norm_mode() or self.batch_norm_input:
+            used.append("batch_norm_epsilon")
+        for name in used:
+            value = getattr(self, name)
+            if value < tiny:
+                raise ValueError(f"{name}={value!r} is below the smallest normal {dtype} "
+                                 f"({tiny:.3g}) and would divide by zero; use a larger "
+                                 f"{name}" + (" or fit on float64 data" if dtype == np.float32
+                                              else "") + ".")
+
+    def _check_fitted_state(self, training=False):
+        """A ValueError naming the attribute when the fitted state cannot be
+        used (a corrupted or hand-edited pickle), before anything reaches C.
+        training: also the state partial_fit and warm_start continue from."""
+        def corrupted(name, what):
+            raise ValueError(f"Corrupted fitted state: {name} {what}.")
+
+        required = ["n_outputs_", "n_layers_", "out_activation_", *WEIGHT_LISTS]
+        if isinstance(self, ClassifierMixin):  # is_classifier's tags cost a third of this
+            required.append("_label_binarizer")
+        for name in required:
+            if not hasattr(self, name):
+                corrupted(name, "is missing")
+        coefs = self.coefs_
+        if not isinstance(coefs, list) or not coefs:
+            corrupted("coefs_", "must be a non-empty list of arrays")
+        for name in WEIGHT_LISTS:
+            value = getattr(self, name)
+            if not isinstance(value, list) or len(value) != len(coefs):
+                corrupted(name, f"must be a list of {len(coefs)} entries")
+        dtype = getattr(coefs[0], "dtype", None)
+        if dtype not in (np.float32, np.float64):
+            corrupted("coefs_[0]", "must be a float32 or float64 array")
+        for name in WEIGHT_LISTS:
+            for i, a in enumerate(getattr(self, name)):
+                if a is None and name.startswith("bn_"):
+                    continue
+                ndim = 2 if name == "coefs_" else 1
+                if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != ndim:
+                    corrupted(f"{name}[{i}]", f"must be a {ndim}-D {dtype} array")
+        if self.out_activation_ not in OUTPUT_ACTIVATIONS:
+            corrupted("out_activation_", f"is {self.out_activation_!r}, not one of "
+                      f"{OUTPUT_ACTIVATIONS}")
+        if self.n_layers_ != len(coefs) + 1:
+            corrupted("n_layers_", f"is {self.n_layers_!r} but coefs_ has {len(coefs)} layers")
+        if self.n_outputs_ != coefs[-1].shape[1]:
+            corrupted("n_outputs_", f"is {self.n_outputs_!r} but coefs_[-1] has "
+                      f"{coefs[-1].shape[1]} columns")
+        if getattr(self, "n_features_in_", coefs[0].shape[0]) != coefs[0].shape[0]:
+            corrupted("n_features_in_", f"is {self.n_features_in_!r} but coefs_[0] has "
+                      f"{coefs[0].shape[0]} rows")
+        if not training:
+            return
+        self._check_fitted_values()
+        if self.solver == "lbfgs":
+            return
+        for name, kind, what in (("t_", Integral, "an int"), ("loss_curve_", list, "a list"),
+                                 ("history_", dict, "a dict"),
+                                 ("_no_improvement_count", Integral, "an int")):
+            if not isinstance(getattr(self, name, None), kind):
+                corrupted(name, f"must be {what}")
+        opt = getattr(self, "_optimizer_state", None)
+        if opt is not None:
+            if not isinstance(opt, dict) or set(opt) != {"m", "v", "scalars"}:
+                corrupted("_optimizer_state", "must be a dict with 'm', 'v' and 'scalars'")
+            for key, shape in (("m", None), ("v", None), ("scalars", (2,))):
+                a = opt[key]
+                if not isinstance(a, np.ndarray) or a.ndim != 1 or \
+                        (shape is not None and (a.shape != shape or a.dtype != np.float64)):
+                    corrupted(f"_optimizer_state[{key!r}]", "has the wrong type or shape")
+        if hasattr(self, "_schedule") and not isinstance(getattr(self, "_epoch", None),
+                                                         Integral):
+            corrupted("_epoch", "must be an int")
+
+    def _check_fitted_values(self):
+        """A ValueError naming the first weight array with a NaN or infinite
+        value, or a negative moving variance. O(parameters): predict runs it
+        only when the packed or folded weights are not all finite."""
+        for name in WEIGHT_LISTS:
+            for i, a in enumerate(getattr(self, name)):
+                if a is None:
+                    continue
+                if not np.isfinite(a).all():
+                    raise ValueError(f"Corrupted fitted state: {name}[{i}] holds NaN or "
+                                     "infinite values.")
+                if name == "bn_moving_var_" and (a < 0).any():
+                    raise ValueError(f"Corrupted fitted state: {name}[{i}] holds negative "
+                                     "variances.")
+
+    def _fit_once(self, X, y, sample_weight=None, incremental=False):
         hidden = self._hidden_sizes()
         hidden_acts = self._hidden_activations(len(hidden))
         self._dropout_rates(len(hidden) + 1)
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if not first_pass:
+            self._check_fitted_state(training=True)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
@@ -452,6 +608,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
                                  f"representable in {X.dtype} (got {total}).")
         if y.ndim == 1:
             y = y.reshape((-1, 1))
+        if not first_pass and y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {y.shape[1]} output(s) but the model was fitted with "
+                             f"{self.n_outputs_}; warm_start and partial_fit continue the "
+                             "same model.")
         self.n_outputs_ = y.shape[1]
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
@@ -459,6 +619,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             compute = X.dtype if self.dtype is None else np.dtype(self.dtype)
             self._initialize(y, layer_units, compute, hidden_acts)
         dtype = self._model_dtype()
+        self._check_float_params(dtype)
         X = self._as_core_X(X, dtype)
         y = np.ascontiguousarray(_cast_finite(y, dtype, "y"))
         if sample_weight is not None:
@@ -683,13 +844,44 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _train_one_epoch(self, net, params, stats, opt, X, y, sample_weight, order,
                          batch_size, lrs, seed, grad_norm_sum):
+        """One epoch, all or nothing: on divergence (a NaN or infinite loss,
+        gradient or updated weight) or a Ctrl-C that stops the C loop, the
+        parameters, statistics and optimizer state are put back as they were
+        at the epoch's start (the last finite epoch) before the error
+        propagates."""
+        self._check_rates(lrs)
+        state = (params, stats, opt["m"], opt["v"], opt["scalars"])
+        start = [a.copy() for a in state]
+        try:
+            result = self._run_epoch_steps(net, params, stats, opt, X, y, sample_weight, order,
+                                           batch_size, lrs, seed, grad_norm_sum)
+            if not (np.isfinite(params).all() and np.isfinite(stats).all()):
+                raise _core.NonFiniteError("an update made the weights NaN or infinite")
+            return result
+        except (_core.NonFiniteError, KeyboardInterrupt):
+            for now, then in zip(state, start):
+                now[...] = then
+            raise
+
+    def _check_rates(self, lrs):
+        """The schedule's rates for this epoch are finite and >= 0."""
+        bad = np.flatnonzero(~(np.isfinite(lrs) & (lrs >= 0)))
+        if len(bad):
+            raise ValueError(f"The learning-rate schedule gave the rate {lrs[bad[0]]!r} for "
+                             f"step {bad[0]} of epoch {self._epoch + 1}; rates must be finite "
+                             "and >= 0.")
+
+    def _run_epoch_steps(self, net, params, stats, opt, X, y, sample_weight, order,
+                         batch_size, lrs, seed, grad_norm_sum):
         """One epoch in C: a single call, or (verbose >= 2) one call per chunk
-        of steps so a progress bar can advance in between."""
+        of steps so a progress bar can advance in between. A second Ctrl-C
+        stops the C loop after its current step (KeyboardInterrupt)."""
         chunks = epoch_chunks(len(lrs), int(self.verbose))
         if len(chunks) == 1:
             return _core.train_epoch(net, params, stats, opt["m"], opt["v"], opt["scalars"],
                                      X, y, sample_weight, order, batch_size, lrs, seed,
-                                     grad_norm_sum)
+                                     grad_norm_sum,
+                                     interrupt_after=InterruptAtEpochEnd.presses_to_stop())
         bar = EpochProgress(self._epoch + 1, self.max_iter, len(lrs), int(self.verbose))
         loss_sum, n_steps = 0.0, 0
         try:
@@ -697,7 +889,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 rows = order[s0 * batch_size:s1 * batch_size]
                 part_loss, part_steps = _core.train_epoch(
                     net, params, stats, opt["m"], opt["v"], opt["scalars"], X, y,
-                    sample_weight, rows, batch_size, lrs[s0:s1], seed, grad_norm_sum)
+                    sample_weight, rows, batch_size, lrs[s0:s1], seed, grad_norm_sum,
+                    interrupt_after=InterruptAtEpochEnd.presses_to_stop())
                 loss_sum += part_loss
                 n_steps += part_steps
                 bar.advance(s1 - s0, loss_sum / min(len(order), s1 * batch_size))
@@ -716,6 +909,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _forward(self, X, mc_samples=0, return_std=False, check_input=False):
         mc_samples = _check_mc_samples(mc_samples)
+        if mc_samples:  # plain passes check when they (re)build their network
+            self._check_fitted_state()  # the public methods ran check_is_fitted
         with blas_single_threaded():
             return self._forward_unlocked(X, mc_samples, return_std, check_input)
 
@@ -727,6 +922,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # effect of the first layer (fnn_predict in fastnn.h): a separate
         # pass over X cost 5% of predict_proba on the chapter network.
         defer = check_input and not mc_samples and not sp.issparse(X)
+        # Built (and the fitted state checked) before X is looked at, so a
+        # corrupted fitted state is named before any complaint about X.
+        inference = None if mc_samples else self._inference_network()
         if defer:
             fast = self._plain_predict_X(X)
             X = fast if fast is not None else self._validate_predict_X(X, ensure_all_finite=False)
@@ -735,7 +933,6 @@ class BaseMultilayerPerceptron(BaseEstimator):
         else:
             X = self._as_core_X(X, self._model_dtype())
         if not mc_samples:
-            inference = self._inference_network()
             out, nonfinite = _core.predict(inference.net, inference.params,
                                            inference.empty_stats, X, return_nonfinite=True)
             if defer and nonfinite:  # X's fault, or overflow of finite X
@@ -764,25 +961,40 @@ class BaseMultilayerPerceptron(BaseEstimator):
         return X
 
     def _inference_key(self):
-        """The settings that shape the inference network beside the arrays."""
-        act = self.activation
-        return (act if isinstance(act, str) else tuple(act), self.out_activation_,
-                self._batch_norm_mode(), bool(self.batch_norm_input),
-                float(self.batch_norm_epsilon), getattr(self, "negative_slope", None))
+        """The settings and fitted scalars that shape the inference network
+        (and that _check_fitted_state checked when it was built) beside the
+        arrays; None when they cannot be read."""
+        state = self.__dict__
+        try:
+            act = self.activation
+            return (act if isinstance(act, str) else tuple(act), state["out_activation_"],
+                    state["n_outputs_"], state["n_layers_"], state.get("n_features_in_"),
+                    "_label_binarizer" in state, self._batch_norm_mode(),
+                    bool(self.batch_norm_input), float(self.batch_norm_epsilon),
+                    getattr(self, "negative_slope", None))
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def _inference_network(self):
         """The folded network for plain prediction, built once and reused
         while the fitted arrays and the settings that shape it stay the same
-        (compared on every call: O(parameters), far less than a rebuild)."""
-        arrays = [a for name in _FITTED_ARRAYS for a in (getattr(self, name, None) or [])
-                  if a is not None]
+        (compared on every call: O(parameters), far less than a rebuild).
+        A rebuild first checks the fitted state (a ValueError naming a
+        corrupted attribute), and the values when the weights are not finite."""
+        try:
+            arrays = [a for name in WEIGHT_LISTS for a in getattr(self, name) if a is not None]
+        except (AttributeError, TypeError):
+            arrays = None
         key = self._inference_key()
         cached = _INFERENCE_CACHE.get(self)
-        if cached is None or not cached.built_from(key, arrays):
+        if cached is None or arrays is None or key is None or not cached.built_from(key, arrays):
+            self._check_fitted_state()
             layout = self._layout()
             dtype = self._model_dtype()
             params, stats = self._pack(layout, dtype)
             plain, folded = layout.fold(params, stats, float(self.batch_norm_epsilon))
+            if not np.isfinite(folded).all():  # never a plausible prediction from them
+                self._check_fitted_values()
             config = self._network_config(self._hidden_activations(len(self._hidden_sizes())))
             config["dropout"] = None
             cached = _InferenceNetwork(key, arrays, plain.network(dtype, **config), folded)
@@ -799,6 +1011,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         hidden_acts = self._hidden_activations(len(self._hidden_sizes()))
         config = self._network_config(hidden_acts)
         if mc_samples:
+            self._check_fitted_values()  # O(parameters), like each of the passes
             net = layout.network(dtype, **config)
             rng = check_random_state(self.random_state)
             seeds = rng.randint(0, 2**31 - 1, size=mc_samples)
@@ -818,6 +1031,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 return mean.astype(dtype), np.sqrt(m2 / len(seeds)).astype(dtype)
             return mean.astype(dtype)
         plain, folded = layout.fold(params, stats, float(self.batch_norm_epsilon))
+        if not np.isfinite(folded).all():  # never a plausible prediction from them
+            self._check_fitted_values()
         config["dropout"] = None
         net = plain.network(dtype, **config)
         out, nonfinite = _core.predict(net, folded, np.empty(0, dtype=dtype), X,

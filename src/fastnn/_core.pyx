@@ -13,7 +13,52 @@ from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 import os
 
+from cpython.exc cimport PyErr_CheckSignals
+
 cnp.import_array()
+
+
+cdef extern from *:
+    """
+    #include <signal.h>
+    #include <string.h>
+    /* Ctrl-C while an epoch runs in C without the GIL.  Python's own SIGINT
+     * handler only runs once the C call returns, so this one, installed for
+     * the duration of the call, counts the signals itself, raises the flag
+     * the C loop polls between steps once enough have arrived, and passes
+     * every signal on to Python's handler. */
+    static volatile int32_t fnn_sigint_stop = 0;
+    static volatile sig_atomic_t fnn_sigints_left = 0;
+    #ifdef _WIN32
+    static int fnn_watch_sigint(int count) { (void)count; fnn_sigint_stop = 0; return 0; }
+    static void fnn_unwatch_sigint(void) {}
+    #else
+    static struct sigaction fnn_previous_sigint;
+    static void fnn_on_sigint(int signum)
+    {
+        if (--fnn_sigints_left <= 0)
+            fnn_sigint_stop = 1;
+        if (!(fnn_previous_sigint.sa_flags & SA_SIGINFO) &&
+            fnn_previous_sigint.sa_handler != SIG_DFL && fnn_previous_sigint.sa_handler != SIG_IGN)
+            fnn_previous_sigint.sa_handler(signum);
+    }
+    static int fnn_watch_sigint(int count)
+    {
+        struct sigaction act;
+        memset(&act, 0, sizeof act);
+        sigemptyset(&act.sa_mask);
+        act.sa_handler = fnn_on_sigint;
+        act.sa_flags = SA_ONSTACK;
+        fnn_sigint_stop = 0;
+        fnn_sigints_left = count;
+        return sigaction(SIGINT, &act, &fnn_previous_sigint) == 0;
+    }
+    static void fnn_unwatch_sigint(void) { sigaction(SIGINT, &fnn_previous_sigint, NULL); }
+    #endif
+    """
+    int32_t fnn_sigint_stop
+    int fnn_watch_sigint(int count) nogil
+    void fnn_unwatch_sigint() nogil
 
 
 cdef extern from "fastnn.h":
@@ -112,6 +157,7 @@ cdef extern from "fastnn.h":
         double loss_sum
         double *grad_norm_sum
         int64_t n_steps
+        const int32_t *stop
 
     fnn_status fnn_train_epoch_f32(const fnn_net *, const fnn_blas *, float *, float *,
                                    fnn_optstate *, const fnn_data *, const int64_t *, int64_t,
@@ -295,12 +341,35 @@ cdef int code(object value, int count, str name) except -1:
     return value
 
 
-cdef cnp.ndarray vec(object a, object dtype, Py_ssize_t size, str name):
-    """`a` as a C-contiguous 1-D array of dtype and size, else ValueError."""
+cdef cnp.ndarray vec(object a, object dtype, Py_ssize_t size, str name, bint out=False):
+    """`a` as a C-contiguous 1-D array of dtype and size, else ValueError.
+    out: C writes into it, so it must be writeable (a read-only memmap or
+    out-of-band pickle buffer would crash or be corrupted)."""
     if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != 1 \
             or a.shape[0] != size or not a.flags.c_contiguous:
         raise ValueError("%s must be a contiguous %s vector of size %d" % (name, dtype, size))
+    if out and not a.flags.writeable:
+        raise ValueError("%s is read-only; the core writes into it (copy it first)" % name)
     return a
+
+
+# Row buffers of one predict or loss_grad workspace stay within this many
+# bytes: a fixed number of rows of a 300,000-wide sparse X would densify to
+# gigabytes per thread. Typical networks keep the default chunk sizes.
+SCRATCH_BYTES = 64 << 20
+
+
+cdef int64_t rows_within_scratch(Network net, int64_t max_rows):
+    """At most max_rows, fewer when that many rows of the workspace's
+    buffers (train.c, ws_init: gathered inputs, dropout copies, every
+    layer's outputs, the backward buffers) would exceed SCRATCH_BYTES."""
+    cdef int64_t inputs = net.net.units[0], widest = inputs, layers = 0, u
+    for l in range(1, net.net.n_layers + 1):
+        u = net.net.units[l]
+        layers += u
+        widest = max(widest, u)
+    cdef int64_t per_row = net.dtype.itemsize * (4 * inputs + 2 * widest + 6 * layers) + 32
+    return max(1, min(max_rows, SCRATCH_BYTES // per_row))
 
 
 cdef class Network:
@@ -484,15 +553,19 @@ cdef object fill_data(fnn_data *d, Network net, object X, object y, object sw, b
 
 
 def train_epoch(Network net, params, stats, opt_m, opt_v, opt_scalars, X, y, sample_weight,
-                order, Py_ssize_t batch_size, lrs, uint64_t seed, grad_norm_sum):
+                order, Py_ssize_t batch_size, lrs, uint64_t seed, grad_norm_sum, *,
+                int interrupt_after=0):
     """Train one epoch in C.  opt_scalars is a float64 array [t, nadam_mu_product],
     updated in place; grad_norm_sum (float64, n_layers) is added to.
-    Returns (loss_sum, n_steps); raises NonFiniteError (after the last finite step)."""
+    Returns (loss_sum, n_steps); raises NonFiniteError (after the last finite step).
+    interrupt_after > 0 (main thread only): the interrupt_after-th Ctrl-C
+    during the call ends the epoch after the current step and raises
+    KeyboardInterrupt (params then hold the last finished step)."""
     dtype = net.dtype
     cdef fnn_data d
     keep = fill_data(&d, net, X, y, sample_weight, True)
-    cdef cnp.ndarray p = vec(params, dtype, net.net.n_params, "params")
-    cdef cnp.ndarray st = vec(stats, dtype, net.net.n_stats, "stats")
+    cdef cnp.ndarray p = vec(params, dtype, net.net.n_params, "params", True)
+    cdef cnp.ndarray st = vec(stats, dtype, net.net.n_stats, "stats", True)
     cdef cnp.ndarray o = vec(order, np.int64, len(order), "order")
     cdef Py_ssize_t n_order = o.shape[0]
     if n_order and (o.min() < 0 or o.max() >= d.n_rows):
@@ -501,21 +574,25 @@ def train_epoch(Network net, params, stats, opt_m, opt_v, opt_scalars, X, y, sam
         raise ValueError("batch_size must be >= 1")
     cdef Py_ssize_t n_steps = (n_order + batch_size - 1) // batch_size
     cdef cnp.ndarray r = vec(lrs, np.float64, n_steps, "lrs")
-    cdef cnp.ndarray g = vec(grad_norm_sum, np.float64, net.net.n_layers, "grad_norm_sum")
-    cdef cnp.ndarray sc = vec(opt_scalars, np.float64, 2, "opt_scalars")
+    cdef cnp.ndarray g = vec(grad_norm_sum, np.float64, net.net.n_layers, "grad_norm_sum", True)
+    cdef cnp.ndarray sc = vec(opt_scalars, np.float64, 2, "opt_scalars", True)
     cdef fnn_optstate opt
     cdef cnp.ndarray m, v
     # Every solver keeps a first buffer (velocity, moment or accumulator).
-    m = vec(opt_m, dtype, net.net.n_params, "opt_m")
+    m = vec(opt_m, dtype, net.net.n_params, "opt_m", True)
     opt.m = data_ptr(m)
     opt.v = NULL
     if fnn_solver_table[net.net.solver].uses_v:
-        v = vec(opt_v, dtype, net.net.n_params, "opt_v")
+        v = vec(opt_v, dtype, net.net.n_params, "opt_v", True)
         opt.v = data_ptr(v)
     opt.t = <int64_t>sc[0]
     opt.nadam_mu_product = sc[1]
     cdef fnn_epoch_report rep
     rep.grad_norm_sum = <double *>data_ptr(g)
+    rep.stop = NULL
+    cdef bint watching = interrupt_after > 0 and fnn_watch_sigint(interrupt_after)
+    if watching:
+        rep.stop = <const int32_t *>&fnn_sigint_stop
     cdef fnn_status status
     cdef fnn_blas blas = blas_for(net)
     cdef int64_t bs = batch_size
@@ -531,28 +608,34 @@ def train_epoch(Network net, params, stats, opt_m, opt_v, opt_scalars, X, y, sam
         with nogil:
             status = fnn_train_epoch_f64(&net.net, &blas, <double *>pp, <double *>stp, &opt,
                                          &d, op, n_order, bs, rp, seed, &rep)
+    if watching:
+        fnn_unwatch_sigint()
     sc[0] = opt.t
     sc[1] = opt.nadam_mu_product
+    if watching and fnn_sigint_stop and status == FNN_OK:
+        PyErr_CheckSignals()  # Python's handlers run now (and may raise it themselves)
+        raise KeyboardInterrupt
     if status == FNN_ERR_NONFINITE:
         raise NonFiniteError(rep.n_steps)
     check_status(status)
     return rep.loss_sum, rep.n_steps
 
 
-def loss_grad(Network net, params, X, y, sample_weight, grad, *, Py_ssize_t chunk_rows=4096,
+def loss_grad(Network net, params, X, y, sample_weight, grad, *, chunk_rows=None,
               bint dropout_on=False, uint64_t seed=0):
-    """Full-batch (loss, objective) with the objective's gradient written to grad."""
+    """Full-batch (loss, objective) with the objective's gradient written to grad.
+    chunk_rows: rows per pass (None: 4096, fewer on wide input, see SCRATCH_BYTES)."""
     dtype = net.dtype
     cdef fnn_data d
     keep = fill_data(&d, net, X, y, sample_weight, True)
     if d.n_rows < 1:
         raise ValueError("loss_grad needs at least one row")
     cdef cnp.ndarray p = vec(params, dtype, net.net.n_params, "params")
-    cdef cnp.ndarray g = vec(grad, dtype, net.net.n_params, "grad")
+    cdef cnp.ndarray g = vec(grad, dtype, net.net.n_params, "grad", True)
     cdef double loss = 0, objective = 0
     cdef fnn_status status
     cdef fnn_blas blas = blas_for(net)
-    cdef int64_t chunk = chunk_rows
+    cdef int64_t chunk = rows_within_scratch(net, 4096) if chunk_rows is None else chunk_rows
     cdef int32_t drop = dropout_on
     cdef void *pp = data_ptr(p)
     cdef void *gp = data_ptr(g)
@@ -568,12 +651,13 @@ def loss_grad(Network net, params, X, y, sample_weight, grad, *, Py_ssize_t chun
     return loss, objective
 
 
-def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=256,
+def predict(Network net, params, stats, X, *, chunk_rows=None,
             bint dropout_on=False, uint64_t seed=0, bint return_nonfinite=False):
     """Output activations for X (inference mode; one MC-dropout sample when
-    dropout_on).  With return_nonfinite, also whether some first-layer output
-    was NaN or infinite: False proves X finite when dropout is off (see
-    fnn_predict in fastnn.h)."""
+    dropout_on), chunk_rows rows per pass and thread (None: 256, fewer on
+    wide input, see SCRATCH_BYTES).  With return_nonfinite, also whether
+    some first-layer output was NaN or infinite: False proves X finite when
+    dropout is off (see fnn_predict in fastnn.h)."""
     dtype = net.dtype
     cdef fnn_data d
     keep = fill_data(&d, net, X, None, None, False)
@@ -582,7 +666,7 @@ def predict(Network net, params, stats, X, *, Py_ssize_t chunk_rows=256,
     cdef cnp.ndarray out = np.empty((d.n_rows, net.net.units[net.net.n_layers]), dtype=dtype)
     cdef fnn_status status
     cdef fnn_blas blas = blas_for(net)
-    cdef int64_t chunk = chunk_rows
+    cdef int64_t chunk = rows_within_scratch(net, 256) if chunk_rows is None else chunk_rows
     cdef int32_t drop = dropout_on
     cdef void *pp = data_ptr(p)
     cdef void *stp = data_ptr(st)

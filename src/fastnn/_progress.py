@@ -118,8 +118,11 @@ class GradientMonitor:
 class InterruptAtEpochEnd:
     """Holds a Ctrl-C (SIGINT) until the current epoch is trained and recorded,
     so an interrupted fit leaves a consistent, usable model (SPEC section 4).
-    A second Ctrl-C interrupts at once. Only the main thread receives
-    signals; elsewhere this does nothing."""
+    A second Ctrl-C interrupts at once, also inside an epoch's C call (which
+    polls a flag between steps, see presses_to_stop). Only the main thread
+    receives signals; elsewhere this does nothing."""
+
+    _active = None  # the instance holding Ctrl-C in the main thread, if any
 
     def __init__(self):
         self.requested = False
@@ -127,6 +130,16 @@ class InterruptAtEpochEnd:
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
             self._previous = signal.signal(signal.SIGINT, self._handle)
+            InterruptAtEpochEnd._active = self
+
+    @classmethod
+    def presses_to_stop(cls):
+        """Ctrl-C presses during the next C call that stop it at once: 2, or
+        1 after a first press; 0 (do not watch) outside a fit's main thread."""
+        active = cls._active
+        if active is None or threading.current_thread() is not threading.main_thread():
+            return 0
+        return 1 if active.requested else 2
 
     def _handle(self, signum, frame):
         if self.requested:
@@ -137,3 +150,5 @@ class InterruptAtEpochEnd:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+        if InterruptAtEpochEnd._active is self:
+            InterruptAtEpochEnd._active = None

@@ -19,6 +19,10 @@
 #include "check.h"
 #include "fastnn.h"
 
+#ifndef _WIN32
+#include <sys/mman.h>
+#endif
+
 #define MAXL 6
 
 /* Test names come from the registries (fastnn.h). */
@@ -491,7 +495,7 @@ static fnn_status train_order(model *M, const fnn_data *d, const fnn_blas *blas,
     double *lrs = xcalloc(n_steps, sizeof(double));
     for (int64_t s = 0; s < n_steps; s++) lrs[s] = lr;
     for (int l = 0; l < MAXL; l++) M->gnorm[l] = 0;
-    fnn_epoch_report rep = {0, M->gnorm, 0};
+    fnn_epoch_report rep = {0, M->gnorm, 0, NULL};
     fnn_status st = api_train(M->f32, &M->net, blas, M->params, M->stats, &M->opt, d, order,
                               n_order, bs, lrs, seed, &rep);
     free(lrs);
@@ -546,7 +550,7 @@ static void t_badargs(int f32)
     void *p0 = vdup(f32, M.params, M.net.n_params);
     int64_t *order = iota(6);
     double lrs[8] = {0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1}, gn[MAXL] = {0};
-    fnn_epoch_report rep = {0, gn, 0};
+    fnn_epoch_report rep = {0, gn, 0, NULL};
     void *g = xcalloc(M.net.n_params, esz(f32));
     void *out = xcalloc(6 * 2, esz(f32));
     double loss, obj;
@@ -568,7 +572,7 @@ static void t_badargs(int f32)
     CHECK(st == FNN_ERR_BADARG, "train NULL lrs: %d", st);
     st = TRAIN(&M.net, &D.data, order, 2, lrs, NULL);
     CHECK(st == FNN_ERR_BADARG, "train NULL report: %d", st);
-    fnn_epoch_report rep_nogn = {0, NULL, 0};
+    fnn_epoch_report rep_nogn = {0, NULL, 0, NULL};
     st = TRAIN(&M.net, &D.data, order, 2, lrs, &rep_nogn);
     CHECK(st == FNN_ERR_BADARG, "train NULL grad_norm_sum: %d", st);
     fnn_data noy = D.data;
@@ -1845,6 +1849,189 @@ static void t_predict_nonfinite(int f32)
         }
 }
 
+#ifndef _WIN32
+/* ---- read-only buffers and corrupted state (issue 16) --------------------- */
+
+/* A copy of src in pages this process may only read: a write through it is
+ * a segfault, so a passing test proves the core never writes there (as
+ * with a NumPy array memory-mapped read-only or an immutable pickle buffer). */
+static void *ro_copy(const void *src, size_t bytes)
+{
+    size_t len = bytes ? bytes : 1;
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "test_core: mmap failed\n");
+        exit(2);
+    }
+    memcpy(p, src, bytes);
+    if (mprotect(p, len, PROT_READ) != 0) {
+        fprintf(stderr, "test_core: mprotect failed\n");
+        exit(2);
+    }
+    return p;
+}
+static void ro_free(void *p, size_t bytes) { munmap(p, bytes ? bytes : 1); }
+
+/* Everything the core only reads lies in read-only pages: X (dense or CSR),
+ * y, sample weights, the order and the rates when training; parameters
+ * and statistics too when predicting and in loss_grad.  The results equal
+ * those from writeable copies, bitwise. */
+static void t_read_only(int f32, int csr)
+{
+    const int64_t n = 21, d = 5, k = 3, u[] = {d, 7, 6, k};
+    const size_t e = esz(f32);
+    dataset D;
+    ds_init(&D, f32, n, d, k, FNN_LOSS_LOG, 190);
+    ds_sparsify(&D, 0.4, 190);
+    D.data.sample_weight = D.w;
+    csr_t C = {NULL, NULL, NULL, 0};
+    csr_build(&C, f32, D.X, n, d, 1);
+    const int64_t nnz = ((int64_t *)C.ptr)[n];
+    fnn_data rw = csr ? csr_view(&D.data, &C) : D.data, ro = rw;
+    void *x = ro_copy(D.x, (size_t)(n * d) * e), *y = ro_copy(D.y, (size_t)(n * k) * e);
+    void *w = ro_copy(D.w, (size_t)n * e), *val = ro_copy(C.val, (size_t)nnz * e);
+    void *ind = ro_copy(C.ind, (size_t)nnz * 8), *ptr = ro_copy(C.ptr, (size_t)(n + 1) * 8);
+    ro.x = csr ? NULL : x;
+    ro.y = y;
+    ro.sample_weight = w;
+    if (csr) {
+        ro.csr_data = val;
+        ro.csr_indices = ind;
+        ro.csr_indptr = ptr;
+    }
+    model A, B;
+    model_init(&A, f32, 3, u, FNN_ACT_RELU, FNN_LOSS_LOG, FNN_BN_AFTER, 1, 190);
+    const double rates[] = {0.1, 0.2, 0};
+    model_set_dropout(&A, rates, 0);
+    model_clone(&B, &A);
+    const int64_t np = A.net.n_params, ns = A.net.n_stats, bs = 4, steps = (n + bs - 1) / bs;
+    int64_t *order = iota(n);
+    double lrs[6] = {0.01, 0.01, 0.01, 0.01, 0.01, 0.01};
+    const int64_t *order_ro = ro_copy(order, (size_t)n * sizeof(int64_t));
+    const double *lrs_ro = ro_copy(lrs, sizeof lrs);
+    fnn_epoch_report ra = {0, A.gnorm, 0, NULL}, rb = {0, B.gnorm, 0, NULL};
+    fnn_status st = api_train(f32, &A.net, NULL, A.params, A.stats, &A.opt, &rw, order, n, bs,
+                              lrs, 3, &ra);
+    fnn_status st_ro = api_train(f32, &B.net, NULL, B.params, B.stats, &B.opt, &ro, order_ro, n,
+                                 bs, lrs_ro, 3, &rb);
+    CHECK(st == FNN_OK && st_ro == FNN_OK && rb.n_steps == steps, "train: status %d / %d", st,
+          st_ro);
+    CHECK(vsame(f32, A.params, B.params, np) && vsame(f32, A.stats, B.stats, ns),
+          "training on read-only inputs differs");
+    /* Parameters and statistics read-only from here on. */
+    void *p_ro = ro_copy(B.params, (size_t)np * e), *s_ro = ro_copy(B.stats, (size_t)ns * e);
+    void *o1 = xcalloc(n * k, e), *o2 = xcalloc(n * k, e);
+    st = api_predict(f32, &A.net, NULL, A.params, A.stats, &rw, 4, 1, 9, o1);
+    st_ro = api_predict(f32, &B.net, NULL, p_ro, s_ro, &ro, 4, 1, 9, o2);
+    CHECK(st == FNN_OK && st_ro == FNN_OK && vsame(f32, o1, o2, n * k),
+          "predict on read-only buffers: status %d / %d or different output", st, st_ro);
+    void *g1 = xcalloc(np, e), *g2 = xcalloc(np, e);
+    double l1 = 0, l2 = 0;
+    model P;
+    model_init(&P, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_LOG, FNN_BN_NONE, 0, 191);
+    void *pp_ro = ro_copy(P.params, (size_t)P.net.n_params * e);
+    st = api_loss_grad(f32, &P.net, NULL, P.params, &rw, 5, 0, 0, &l1, NULL, g1);
+    st_ro = api_loss_grad(f32, &P.net, NULL, pp_ro, &ro, 5, 0, 0, &l2, NULL, g2);
+    CHECK(st == FNN_OK && st_ro == FNN_OK && l1 == l2 && vsame(f32, g1, g2, P.net.n_params),
+          "loss_grad on read-only buffers: status %d / %d, loss %.9g / %.9g", st, st_ro, l1, l2);
+    ro_free(pp_ro, (size_t)P.net.n_params * e);
+    ro_free(p_ro, (size_t)np * e);
+    ro_free(s_ro, (size_t)ns * e);
+    ro_free((void *)order_ro, (size_t)n * sizeof(int64_t));
+    ro_free((void *)lrs_ro, sizeof lrs);
+    ro_free(x, (size_t)(n * d) * e);
+    ro_free(y, (size_t)(n * k) * e);
+    ro_free(w, (size_t)n * e);
+    ro_free(val, (size_t)nnz * e);
+    ro_free(ind, (size_t)nnz * 8);
+    ro_free(ptr, (size_t)(n + 1) * 8);
+    free(order);
+    free(o1);
+    free(o2);
+    free(g1);
+    free(g2);
+    csr_free(&C);
+    model_free(&A);
+    model_free(&B);
+    model_free(&P);
+    ds_free(&D);
+}
+#endif
+
+/* Corrupted state that reaches C: NaN weights (a hand-edited or corrupted
+ * model) give NaN outputs in predict, never plausible numbers (relu used to
+ * map NaN to 0), for every hidden activation; training from them stops with
+ * FNN_ERR_NONFINITE before any update.  (Infinite weights can saturate to
+ * finite outputs; Python rejects every non-finite weight before C.) */
+static void t_corrupted_weights(int f32)
+{
+    const int64_t n = 9, d = 4, k = 2, u[] = {d, 5, k};
+    dataset D;
+    ds_init(&D, f32, n, d, k, FNN_LOSS_SQUARED, 200);
+    void *out = xcalloc(n * k, esz(f32));
+    for (int act = 0; act <= FNN_ACT_SWISH; act++) {
+        model M;
+        model_init(&M, f32, 2, u, act, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 200);
+        for (int64_t i = 0; i < d * 5; i++) vset(f32, M.params, M.w_off[0] + i, NAN);
+        fnn_status st = api_predict(f32, &M.net, NULL, M.params, M.stats, &D.data, 4, 0, 0,
+                                    out);
+        int all_nan = 1;
+        for (int64_t i = 0; i < n * k; i++) all_nan &= isnan(vget(f32, out, i));
+        CHECK(st == FNN_OK && all_nan, "%s, first kernel all NaN: status %d, output %g",
+              ACT_NAME[act], st, vget(f32, out, 0));
+        model R;
+        model_clone(&R, &M);
+        fnn_epoch_report rep = {0, M.gnorm, 0, NULL};
+        int64_t *order = iota(n);
+        double lrs[3] = {0.1, 0.1, 0.1};
+        st = api_train(f32, &M.net, NULL, M.params, M.stats, &M.opt, &D.data, order, n, 4,
+                       lrs, 0, &rep);
+        CHECK(st == FNN_ERR_NONFINITE && rep.n_steps == 0 && M.opt.t == 0 &&
+                  vsame(f32, M.m, R.m, M.net.n_params),
+              "%s: training from a non-finite weight: status %d, %lld steps", ACT_NAME[act],
+              st, (long long)rep.n_steps);
+        free(order);
+        model_free(&R);
+        model_free(&M);
+    }
+    free(out);
+    ds_free(&D);
+}
+
+/* fnn_epoch_report.stop: polled before each step, it ends the epoch early
+ * with FNN_OK; the steps done equal a shorter epoch exactly.  (Python sets
+ * it from a SIGINT handler: a second Ctrl-C interrupts at once.) */
+static void t_stop_flag(int f32)
+{
+    const int64_t n = 12, d = 3, k = 2, u[] = {d, 4, k};
+    dataset D;
+    ds_init(&D, f32, n, d, k, FNN_LOSS_SQUARED, 210);
+    model A, B;
+    model_init(&A, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 210);
+    model_clone(&B, &A);
+    int64_t *order = iota(n);
+    double lrs[12];
+    for (int i = 0; i < 12; i++) lrs[i] = 0.05;
+    volatile int32_t stop = 1;
+    fnn_epoch_report rep = {0, A.gnorm, 0, &stop};
+    fnn_status st = api_train(f32, &A.net, NULL, A.params, A.stats, &A.opt, &D.data, order, n,
+                              1, lrs, 0, &rep);
+    CHECK(st == FNN_OK && rep.n_steps == 0 && A.opt.t == 0 &&
+              vsame(f32, A.params, B.params, A.net.n_params),
+          "stop set before the call: status %d, %lld steps", st, (long long)rep.n_steps);
+    stop = 0;
+    st = api_train(f32, &A.net, NULL, A.params, A.stats, &A.opt, &D.data, order, n, 1, lrs, 0,
+                   &rep);
+    fnn_status st_ref = train_order(&B, &D.data, NULL, order, n, 1, 0.05, 0, NULL);
+    CHECK(st == FNN_OK && st_ref == FNN_OK && rep.n_steps == n &&
+              vsame(f32, A.params, B.params, A.net.n_params),
+          "stop clear: status %d, %lld steps, or a different result", st, (long long)rep.n_steps);
+    free(order);
+    model_free(&A);
+    model_free(&B);
+    ds_free(&D);
+}
+
 /* The core's product and its own kernels, declared here: the kernel tests
  * call them directly. */
 void fnn_gemm_f32(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
@@ -2184,6 +2371,19 @@ int main(void)
         }
         chk_begin("predict_nonfinite_flag[%s]", dt(f32));
         t_predict_nonfinite(f32);
+        chk_end();
+#ifndef _WIN32
+        for (int csr = 0; csr < 2; csr++) {
+            chk_begin("read_only_buffers[%s,%s]", csr ? "csr" : "dense", dt(f32));
+            t_read_only(f32, csr);
+            chk_end();
+        }
+#endif
+        chk_begin("corrupted_weights[%s]", dt(f32));
+        t_corrupted_weights(f32);
+        chk_end();
+        chk_begin("stop_flag[%s]", dt(f32));
+        t_stop_flag(f32);
         chk_end();
         chk_begin("chunk_rows[%s]", dt(f32));
         t_chunks(f32);
