@@ -1978,7 +1978,7 @@ static void t_corrupted_weights(int f32)
         int all_nan = 1;
         for (int64_t i = 0; i < n * k; i++) all_nan &= isnan(vget(f32, out, i));
         CHECK(st == FNN_OK && all_nan, "%s, first kernel all NaN: status %d, output %g",
-              ACT_NAME[act], st, vget(f32, out, 0));
+              fnn_activation_table[act].name, st, vget(f32, out, 0));
         model R;
         model_clone(&R, &M);
         fnn_epoch_report rep = {0, M.gnorm, 0, NULL};
@@ -1988,7 +1988,7 @@ static void t_corrupted_weights(int f32)
                        lrs, 0, &rep);
         CHECK(st == FNN_ERR_NONFINITE && rep.n_steps == 0 && M.opt.t == 0 &&
                   vsame(f32, M.m, R.m, M.net.n_params),
-              "%s: training from a non-finite weight: status %d, %lld steps", ACT_NAME[act],
+              "%s: training from a non-finite weight: status %d, %lld steps", fnn_activation_table[act].name,
               st, (long long)rep.n_steps);
         free(order);
         model_free(&R);
