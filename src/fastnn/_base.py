@@ -22,7 +22,7 @@ from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, 
 
 from . import _core
 from ._threads import blas_single_threaded, n_threads
-from ._init import INITIALIZERS, init_kernel, resolve_initializer
+from ._init import INITIALIZERS, init_kernel, init_sklearn_layer, resolve_initializer
 from ._network import Layout, staggered_empty
 from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
                         epoch_line)
@@ -34,10 +34,35 @@ STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam")
 LEAKY_RELU_SLOPE = 0.01
 
 
+# scikit-learn's error for a fit that ends with NaN or infinite weights; every
+# divergence error starts with it, so code written for scikit-learn matches it.
+NONFINITE_WEIGHTS_MSG = ("Solver produced non-finite parameter weights. The input data may "
+                         "contain large values and need to be preprocessed.")
+
+
 class DivergenceError(ValueError):
     """Training diverged: the loss or a gradient became NaN or infinite.
 
     The estimator keeps the last finite weights and can still predict."""
+
+
+def _divergence_error(epoch):
+    return DivergenceError(
+        f"{NONFINITE_WEIGHTS_MSG} Training diverged in epoch {epoch}: the loss or a "
+        "gradient became NaN or infinite. The model keeps the last finite weights. Try a "
+        "lower learning_rate_init, gradient clipping (clipnorm=1.0), batch_norm=True, or "
+        "scaling the inputs.")
+
+
+def _warn_diverged_early_stopping(epoch):
+    """scikit-learn's behaviour when early stopping meets divergence: no error,
+    NaN validation scores for the remaining epochs, the best epoch's weights."""
+    warnings.warn(
+        f"Training diverged in epoch {epoch}: the loss or a gradient became NaN or "
+        "infinite. As scikit-learn, the remaining epochs record NaN losses and validation "
+        "scores and early stopping restores the best epoch's weights. Try a lower "
+        "learning_rate_init, gradient clipping (clipnorm=1.0) or scaling the inputs.",
+        ConvergenceWarning, stacklevel=4)
 
 
 def _loss_value(loss, y, p, sample_weight=None):
@@ -291,35 +316,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
-        if not is_classifier(self):
-            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-        else:
-            self.out_activation_ = "logistic"
-        layout = Layout(layer_units, self._batch_norm_mode(), self.batch_norm_input)
-        rng = self._random_state
-        self.coefs_, self.intercepts_ = [], []
-        for l in range(layout.n_layers):
-            act = hidden_acts[l] if l < len(hidden_acts) else self.out_activation_
-            # The output layer keeps Keras's Dense default (Glorot uniform).
-            name = (resolve_initializer(self.kernel_initializer, act)
-                    if l < len(hidden_acts) else "glorot_uniform")
-            self.coefs_.append(init_kernel(name, layer_units[l], layer_units[l + 1], rng, dtype))
-            self.intercepts_.append(np.zeros(layer_units[l + 1], dtype=dtype))
-        self.bn_gamma_, self.bn_beta_ = [], []
-        self.bn_moving_mean_, self.bn_moving_var_ = [], []
-        for s in range(layout.n_layers):
-            w = layer_units[s]
-            have = layout.has_bn(s)
-            self.bn_gamma_.append(np.ones(w, dtype=dtype) if have else None)
-            self.bn_beta_.append(np.zeros(w, dtype=dtype) if have else None)
-            self.bn_moving_mean_.append(np.zeros(w, dtype=dtype) if have else None)
-            self.bn_moving_var_.append(np.ones(w, dtype=dtype) if have else None)
-        self.history_ = {"loss": [], "lr": [], "grad_norm": [], "time": []}
-        if self.early_stopping:
-            self.history_["val_loss"] = []
-            self.history_["val_score"] = []
+        self.out_activation_ = self._output_activation()
+        self._initialize_weights(layer_units, dtype, hidden_acts)
+        self._initialize_batch_norm(layer_units, dtype)
+        self._initialize_history()
         if self.solver != "lbfgs":
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -331,6 +331,88 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+
+    def _output_activation(self):
+        if not is_classifier(self):
+            return "exp" if self.loss == "poisson" else "identity"
+        if self._label_binarizer.y_type_ == "multiclass":
+            return "softmax"
+        return "logistic"
+
+    def _complete_state(self, layer_units):
+        """Create what a warm start or partial_fit needs and a model whose
+        coefs_ and intercepts_ were set by hand may lack (fastnn's own
+        attributes such as bn_gamma_ and history_, and the bookkeeping a fresh
+        fit starts), as _initialize would, without touching the weights."""
+        dtype = self._model_dtype()
+        if not hasattr(self, "bn_gamma_"):
+            self._initialize_batch_norm(layer_units, dtype)
+        if not hasattr(self, "history_"):
+            self._initialize_history()
+        if self.early_stopping:
+            self.history_.setdefault("val_loss", [])
+            self.history_.setdefault("val_score", [])
+        defaults = {"n_iter_": 0, "t_": 0, "n_layers_": len(layer_units),
+                    "n_features_in_": layer_units[0]}
+        if not hasattr(self, "out_activation_"):
+            defaults["out_activation_"] = self._output_activation()
+        if self.solver != "lbfgs":
+            defaults.update(loss_curve_=[], _no_improvement_count=0,
+                            best_loss_=None if self.early_stopping else np.inf,
+                            validation_scores_=[] if self.early_stopping else None,
+                            best_validation_score_=-np.inf if self.early_stopping else None)
+        for name, value in defaults.items():
+            if not hasattr(self, name):
+                setattr(self, name, value)
+
+    def _initialize_weights(self, layer_units, dtype, hidden_acts):
+        """Draw coefs_ and intercepts_, layer by layer from self._random_state.
+
+        Each layer follows kernel_initializer resolved for its activation; the
+        output layer's activation is, as in scikit-learn, the `activation`
+        parameter (the last hidden one when given per layer). scikit-learn's
+        scheme draws kernel and bias; with a Keras initializer the output
+        layer keeps Keras's Dense default (Glorot uniform) and biases start at
+        0. With kernel_initializer='auto' and scikit-learn's activations this
+        is scikit-learn's _init_coef draw for draw."""
+        if isinstance(self.activation, str):
+            output_act = self.activation
+        else:
+            output_act = hidden_acts[-1] if hidden_acts else "identity"
+        self.coefs_, self.intercepts_ = [], []
+        for l, act in enumerate(hidden_acts + [output_act]):
+            fan_in, fan_out = layer_units[l], layer_units[l + 1]
+            name = resolve_initializer(self.kernel_initializer, act)
+            if name == "sklearn":
+                kernel, bias = init_sklearn_layer(fan_in, fan_out, act, self._random_state,
+                                                  dtype)
+            else:
+                if l == len(hidden_acts):
+                    name = "glorot_uniform"
+                kernel = init_kernel(name, fan_in, fan_out, self._random_state, dtype)
+                bias = np.zeros(fan_out, dtype=dtype)
+            self.coefs_.append(kernel)
+            self.intercepts_.append(bias)
+
+    def _initialize_batch_norm(self, layer_units, dtype):
+        """bn_* lists: gamma 1, beta 0, moving mean 0, moving variance 1 where
+        a BatchNorm layer is, None elsewhere."""
+        layout = Layout(layer_units, self._batch_norm_mode(), self.batch_norm_input)
+        self.bn_gamma_, self.bn_beta_ = [], []
+        self.bn_moving_mean_, self.bn_moving_var_ = [], []
+        for s in range(layout.n_layers):
+            w = layer_units[s]
+            have = layout.has_bn(s)
+            self.bn_gamma_.append(np.ones(w, dtype=dtype) if have else None)
+            self.bn_beta_.append(np.zeros(w, dtype=dtype) if have else None)
+            self.bn_moving_mean_.append(np.zeros(w, dtype=dtype) if have else None)
+            self.bn_moving_var_.append(np.ones(w, dtype=dtype) if have else None)
+
+    def _initialize_history(self):
+        self.history_ = {"loss": [], "lr": [], "grad_norm": [], "time": []}
+        if self.early_stopping:
+            self.history_["val_loss"] = []
+            self.history_["val_score"] = []
 
     def _model_dtype(self):
         return self.coefs_[0].dtype
@@ -392,6 +474,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(y, layer_units, X.dtype, hidden_acts)
+        else:
+            self._complete_state(layer_units)
         dtype = self._model_dtype()
         X = self._as_core_X(X, dtype)
         y = np.ascontiguousarray(_cast_finite(y, dtype, "y"))
@@ -433,6 +517,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if not np.isfinite(res.fun):
             self._unpack(layout, start, stats)
             raise DivergenceError(
+                f"{NONFINITE_WEIGHTS_MSG} "
                 "lbfgs could not evaluate a finite loss (the loss or its gradient is NaN or "
                 "infinite from the starting point); the model keeps its starting weights. "
                 "Scale the inputs and targets (e.g. StandardScaler).")
@@ -449,8 +534,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _check_finite_weights(self):
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
-            raise ValueError("Solver produced non-finite parameter weights. The input data "
-                             "may contain large values and need to be preprocessed.")
+            raise ValueError(NONFINITE_WEIGHTS_MSG)
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -481,7 +565,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         early_stopping = self.early_stopping
         if early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            stratify = y if should_stratify else None
+            # On the binarized target as bool, as sklearn: y is already cast to
+            # the model's float dtype, and the split's errors name its classes.
+            stratify = (y != 0) if should_stratify else None
             arrays = [X, y] if sample_weight is None else [X, y, sample_weight]
             split = train_test_split(*arrays, random_state=self._random_state,
                                      test_size=self.validation_fraction, stratify=stratify)
@@ -519,6 +605,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if early_stopping:
             best = (params.copy(), stats.copy())
         ctrl_c = InterruptAtEpochEnd()
+        diverged = False
         try:
             self.n_iter_ = 0  # per call, as sklearn (partial_fit leaves 1)
             for it in range(self.max_iter):
@@ -533,17 +620,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
                         self._epoch, int(opt["scalars"][0]), steps_per_epoch, seen),
                         dtype=np.float64)
                 grad_norm_sum[:] = 0
-                try:
-                    loss_sum, n_steps = self._train_one_epoch(
-                        net, params, stats, opt, X_train, y_train, sw_train, order,
-                        batch_size, lrs, seed, grad_norm_sum)
-                except _core.NonFiniteError:
-                    self._unpack(layout, params, stats)
-                    raise DivergenceError(
-                        f"Training diverged in epoch {self._epoch + 1}: the loss or a "
-                        "gradient became NaN or infinite. The model keeps the last finite "
-                        "weights. Try a lower learning_rate_init, gradient clipping "
-                        "(clipnorm=1.0), batch_norm=True, or scaling the inputs.") from None
+                loss_sum, n_steps = np.nan, 0
+                if not diverged:
+                    try:
+                        loss_sum, n_steps = self._train_one_epoch(
+                            net, params, stats, opt, X_train, y_train, sw_train, order,
+                            batch_size, lrs, seed, grad_norm_sum, incremental)
+                    except _core.NonFiniteError:
+                        self._unpack(layout, params, stats)
+                        if not (early_stopping and self.restore_best_weights):
+                            raise _divergence_error(self._epoch + 1) from None
+                        diverged = True
+                        _warn_diverged_early_stopping(self._epoch + 1)
                 self._epoch += 1
                 self.n_iter_ += 1
                 self.loss_ = loss_sum / n_samples
@@ -556,11 +644,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 monitor_grads.check(self._epoch, h["grad_norm"][-1], layout.n_layers)
                 monitor = self.loss_
                 if early_stopping:
-                    out = self._forward_flat(layout, params, stats, X_val)
-                    val_loss = _loss_value(self._loss_name(), y_val, out, sw_val)
+                    if diverged:  # sklearn's weights are NaN from here on
+                        val_loss = val_score = np.nan
+                    else:
+                        out = self._forward_flat(layout, params, stats, X_val)
+                        val_loss = _loss_value(self._loss_name(), y_val, out, sw_val)
+                        val_score = self._score_from_output(out, y_val_labels, sw_val)
                     h["val_loss"].append(val_loss)
                     monitor = val_loss
-                    val_score = self._score_from_output(out, y_val_labels, sw_val)
                     h["val_score"].append(val_score)
                     self.validation_scores_.append(val_score)
                     if val_score < self.best_validation_score_ + self.tol:
@@ -581,7 +672,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 # runs, and before a held Ctrl-C stops the loop.
                 h["time"].append(time.perf_counter() - t0)
                 if self.verbose:
-                    print(epoch_line(self._epoch, self.max_iter, h, h["time"][-1]), flush=True)
+                    print(epoch_line(self.n_iter_, h, h["time"][-1]), flush=True)
+                    if early_stopping:
+                        print("Validation score: %f" % self.validation_scores_[-1], flush=True)
                 self._schedule.end_epoch(monitor)
                 if ctrl_c.requested:
                     raise KeyboardInterrupt
@@ -615,15 +708,17 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._check_finite_weights()
 
     def _train_one_epoch(self, net, params, stats, opt, X, y, sample_weight, order,
-                         batch_size, lrs, seed, grad_norm_sum):
+                         batch_size, lrs, seed, grad_norm_sum, incremental):
         """One epoch in C: a single call, or (verbose >= 2) one call per chunk
-        of steps so a progress bar can advance in between."""
+        of steps so a progress bar can advance in between (numbered within
+        this call, as the verbose lines: partial_fit runs epoch 1 of 1)."""
         chunks = epoch_chunks(len(lrs), int(self.verbose))
         if len(chunks) == 1:
             return _core.train_epoch(net, params, stats, opt["m"], opt["v"], opt["scalars"],
                                      X, y, sample_weight, order, batch_size, lrs, seed,
                                      grad_norm_sum)
-        bar = EpochProgress(self._epoch + 1, self.max_iter, len(lrs), int(self.verbose))
+        bar = EpochProgress(self.n_iter_ + 1, 1 if incremental else self.max_iter, len(lrs),
+                            int(self.verbose))
         loss_sum, n_steps = 0.0, 0
         try:
             for s0, s1 in chunks:
