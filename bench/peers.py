@@ -79,6 +79,20 @@ class _SklearnAPI:
     def predict_proba(self, model, X):
         return model.predict_proba(X)
 
+    def search(self, w, X, y):
+        """The grid search a scikit-learn user runs every day (workload `search`)."""
+        from sklearn.model_selection import GridSearchCV
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+        pipe = make_pipeline(StandardScaler(),
+                             self.MLPClassifier(max_iter=w.epochs, random_state=0))
+        grid = {"mlpclassifier__hidden_layer_sizes": [(100,), (256, 128)],
+                "mlpclassifier__alpha": [1e-4, 1e-2],
+                "mlpclassifier__learning_rate_init": [1e-3, 3e-3]}
+        with warnings.catch_warnings():
+            _ignore_convergence_warnings()
+            return GridSearchCV(pipe, grid, cv=3, n_jobs=1).fit(X, y)
+
     def score(self, model, X, y, w):
         return float(model.score(X, y))
 

@@ -61,12 +61,18 @@ def parse_args(argv=None):
                     help="fresh worker processes per measurement, each doing --repeat runs; "
                          "min over all is reported (a process can be slow throughout: on a "
                          "shared VM, 2-thread fits were bimodal between processes)")
+    ap.add_argument("--load", type=int, default=0, metavar="N",
+                    help="start N busy processes (a Python busy loop each) for the whole run and stop "
+                         "them at the end: times on a machine busy with other work; implies --scaling "
+                         "(fastnn's default-thread time beside its 1-thread time under the same load)")
     ap.add_argument("--json", metavar="PATH", help="also save all results as JSON")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds per worker process (default 300 with --quick, else 3600)")
     a = ap.parse_args(argv)
-    if a.threads < 1 or a.repeat < 1 or a.processes < 1:
-        ap.error("--threads, --repeat and --processes must be >= 1")
+    if a.threads < 1 or a.repeat < 1 or a.processes < 1 or a.load < 0:
+        ap.error("--threads, --repeat and --processes must be >= 1, --load >= 0")
+    if a.load:
+        a.scaling = True
     if a.timeout is None:
         a.timeout = 300.0 if a.quick else 3600.0
     return a
@@ -119,7 +125,8 @@ def run_worker(peer, workload, threads, args):
     env.update(TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow", PYTHONUNBUFFERED="1")
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "bench.worker", "--peer", peer, "--workload", workload,
-           "--threads", str(threads), "--repeat", str(args.repeat)] + (["--quick"] if args.quick else [])
+           "--threads", str(threads), "--repeat", str(args.repeat)] + (["--quick"] if args.quick else []) \
+        + (["--no-pin"] if args.load else [])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
     try:
@@ -152,6 +159,27 @@ def _progress(res):
     else:
         msg = f"{res['status']}: {res.get('note', '')}"
     print(f"{tag}  {msg}", file=sys.stderr, flush=True)
+
+
+class BusyLoad:
+    """N processes that each keep a CPU busy (a Python busy loop), for the
+    duration of a `with` block: the machine a user shares with other work."""
+
+    def __init__(self, n):
+        self.n, self.procs = n, []
+
+    def __enter__(self):
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                      for _ in range(self.n)]
+        time.sleep(0.5 if self.n else 0)  # let them reach their loops
+        return self
+
+    def __exit__(self, *exc):
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.wait()
+        return False
 
 
 # --------------------------------------------------------------------------- report
@@ -201,12 +229,15 @@ def report(info, results, args) -> str:
     if hasattr(os, "getloadavg"):
         out.append(f"- 1-min load average at the start: {info['loadavg'][0]:.2f} (other processes compete "
                    "for the cores; compare ratios within a run only)")
+    if args.load:
+        out.append(f"- **under load**: {args.load} busy processes (`python -c 'while True: pass'`) ran "
+                   "beside every measurement; no process pinned to CPUs")
     out.append(f"- mode: {'--quick (smoke sizes)' if args.quick else 'full'}, repeat {args.repeat} "
                f"in each of {args.processes} fresh process(es) per measurement (min reported)")
     out.append("")
 
     scaling = args.scaling and N > 1
-    head = ["workload", "fastnn s"] + (["fastnn 1-thr s"] if scaling else []) + \
+    head = ["workload", "fastnn s"] + (["fastnn 1-thr s", f"{N}-thr / 1-thr"] if scaling else []) + \
            [f"{p} s" for p in OTHERS] + [f"vs {p}" for p in OTHERS] + ["notes"]
     out.append("| " + " | ".join(head) + " |")
     out.append("|" + "|".join("---" for _ in head) + "|")
@@ -218,9 +249,7 @@ def report(info, results, args) -> str:
         row = [name, fmt_s(f)]
         if scaling:
             f1 = _secs(_get(results, name, "fastnn", 1))
-            row.append(fmt_s(f1))
-            if f and f1:
-                notes.append(f"fastnn {N}-thr speedup {fmt3(f1 / f)}x")
+            row += [fmt_s(f1), fmt3(f / f1) if f and f1 else "n/a"]
         secs = {}
         for p in ("fastnn",) + OTHERS:
             r = _get(results, name, p, N)
@@ -334,23 +363,29 @@ def best_of_processes(peer, name, threads, args):
     return best
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    info = machine_info(args.threads)
-    t_start = time.perf_counter()
-    results = []
+def run_plan(args, results):
+    """Every measurement of the plan, appended to results as it finishes."""
     for peer, name, threads in plan(args):
         w = workloads.get(name, args.quick)
         base = {"peer": peer, "workload": name, "threads": threads}
         why = peer_missing(peer) if peer != "sgemm" else None
         if why:
             res = dict(base, status="skipped", note=why)
-        elif peer == "sklearn" and workloads.sklearn_unsupported(w):
-            res = dict(base, status="skipped", note=workloads.sklearn_unsupported(w))
+        elif workloads.peer_unsupported(peer, w):
+            res = dict(base, status="skipped", note=workloads.peer_unsupported(peer, w))
         else:
             res = best_of_processes(peer, name, threads, args)
         _progress(res)
         results.append(res)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    info = machine_info(args.threads)
+    t_start = time.perf_counter()
+    results = []
+    with BusyLoad(args.load):
+        run_plan(args, results)
     text = report(info, results, args)
     total = time.perf_counter() - t_start
     print(text + f"\n\nTotal benchmark wall time: {total:.1f} s")

@@ -61,8 +61,11 @@ def pin_affinity(threads: int):
     return cpus
 
 
-def run(peer_name: str, workload: str, threads: int, quick: bool, repeat: int) -> dict:
-    cpus = pin_affinity(threads)  # before numpy/BLAS/OpenMP start any threads
+def run(peer_name: str, workload: str, threads: int, quick: bool, repeat: int,
+        pin: bool = True) -> dict:
+    # Before numpy/BLAS/OpenMP start any threads.  Not under --load: a process
+    # pinned to one CPU would compete with the busy process on that CPU only.
+    cpus = pin_affinity(threads) if pin else None
     from bench import workloads
     w = workloads.get(workload, quick)
     res = {"peer": peer_name, "workload": workload, "threads": threads, "quick": quick,
@@ -107,6 +110,13 @@ def run(peer_name: str, workload: str, threads: int, quick: bool, repeat: int) -
         k = min(len(X), 10000)
         res["score"] = peer.score(model, X[:k], y[:k], w)
         res["gemm_flops"] = workloads.train_gemm_flops(w)
+    elif w.mode == "search":
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            search = peer.search(w, X, y)
+            times.append(time.perf_counter() - t0)
+        res["peak_rss_mb"] = peak_rss_mb()
+        res["score"] = float(search.best_score_)
     else:  # predict: brief untimed fit, one untimed warm-up call, then timed calls
         k = min(len(X), w.predict_fit_rows)
         model = peer.build(w)
@@ -138,9 +148,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--no-pin", action="store_true", help="leave CPU affinity alone")
     a = ap.parse_args(argv)
     try:
-        res = run(a.peer, a.workload, a.threads, a.quick, a.repeat)
+        res = run(a.peer, a.workload, a.threads, a.quick, a.repeat, pin=not a.no_pin)
     except Exception as e:  # report, don't crash the whole benchmark
         traceback.print_exc()
         res = {"peer": a.peer, "workload": a.workload, "threads": a.threads, "status": "error",

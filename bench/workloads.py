@@ -32,7 +32,8 @@ class Workload:
     kernel_initializer: str | None = None   # None: each library's default
     clipnorm: float | None = None           # Keras per-tensor clipnorm
     momentum: float = 0.9                   # sgd only (no Nesterov)
-    mode: str = "fit"              # 'fit' | 'predict'
+    mode: str = "fit"              # 'fit' | 'predict' | 'search'
+    data: str = "synthetic"        # 'synthetic' | 'digits4' (load_digits stacked 4 times, float64)
     predict_fit_rows: int = 2000   # predict mode: rows of the brief untimed fit
     description: str = ""
 
@@ -62,6 +63,11 @@ _FULL = {
         "predict", "classification", 60000, 784, 10, (300, 100), "relu", False, "adam", 1e-3, 32, 1,
         mode="predict",
         description="predict_proba of 60000 rows on the chapter network (brief untimed fit first)"),
+    "search": Workload(
+        "search", "classification", 7188, 64, 10, (100,), "relu", False, "adam", 1e-3, 200, 30,
+        mode="search", data="digits4",
+        description="GridSearchCV(StandardScaler + MLPClassifier(max_iter=30)) over hidden (100,)/(256,128),"
+                    " alpha 1e-4/1e-2, lr 1e-3/3e-3, cv=3, n_jobs=1, on load_digits stacked 4x (float64)"),
 }
 
 # --quick: same architectures (so sgemm shapes stay meaningful), fewer rows / epochs.
@@ -71,6 +77,7 @@ _QUICK = {
     "chapter_bn": dict(n_samples=1600),
     "wide": dict(n_samples=2048),
     "predict": dict(n_samples=4000),
+    "search": dict(epochs=3),
 }
 
 NAMES = tuple(_FULL)
@@ -79,6 +86,13 @@ NAMES = tuple(_FULL)
 def get(name: str, quick: bool = False) -> Workload:
     w = _FULL[name]
     return dataclasses.replace(w, **_QUICK[name]) if quick else w
+
+
+def peer_unsupported(peer: str, w: Workload) -> str | None:
+    """Why a peer cannot run this workload (None if it can)."""
+    if w.mode == "search" and peer not in ("fastnn", "sklearn"):
+        return "a GridSearchCV over scikit-learn estimators"
+    return sklearn_unsupported(w) if peer == "sklearn" else None
 
 
 def sklearn_unsupported(w: Workload) -> str | None:
@@ -96,13 +110,19 @@ def sklearn_unsupported(w: Workload) -> str | None:
 
 
 def make_data(w: Workload):
-    """(X float32 C-contiguous, y) for the workload, from a fixed seed.
+    """(X, y) for the workload: float32 C-contiguous synthetic data from a
+    fixed seed, or for ``digits4`` scikit-learn's digits stacked 4 times, in
+    float64 as a scikit-learn user has them.
 
     Classification: Gaussian clusters, one centre per class (unit noise, centres
     ~ N(0, 0.12^2) per feature, so classes overlap a little), y int64.
     Regression: linear target plus a fixed random tanh feature and Gaussian
     noise, y float32, standardised.
     """
+    if w.data == "digits4":
+        from sklearn.datasets import load_digits
+        X, y = load_digits(return_X_y=True)
+        return np.vstack([X] * 4), np.concatenate([y] * 4)
     rng = np.random.default_rng(SEED)
     n, d = w.n_samples, w.n_features
     X = rng.standard_normal((n, d), dtype=np.float32)

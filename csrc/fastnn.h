@@ -127,7 +127,36 @@ typedef struct {
     int64_t n_stats;
 
     int32_t n_threads;          /* OpenMP threads for the element-wise kernels (>= 1) */
+    /* Training steps choose between n_threads and one thread by measuring
+     * themselves (threads.c); NULL: every step runs on n_threads. */
+    struct fnn_thread_policy *thread_policy;
 } fnn_net;
+
+/*
+ * The thread-count choice of one fit, kept by the caller from epoch to epoch
+ * (threads.c): steps run in windows of a few milliseconds on the count that
+ * was faster per row in its last window; now and then a window tries the
+ * other count.  Results do not depend on the choice, only the time does.
+ */
+typedef struct fnn_thread_policy {
+    int32_t use_many;           /* 1: steps run on n_threads, 0: on one thread */
+    int32_t probing;            /* 1: the current window tries the other count */
+    double sec_per_row[2];      /* last window's seconds per row on one thread [0] and
+                                   on n_threads [1]; 0 = not measured yet */
+    double credit;              /* seconds run since the last trial */
+    int64_t windows;            /* windows since the last trial */
+    int64_t window_rows, window_steps;
+    double window_seconds;
+    int64_t steps[2];           /* steps run on one thread [0] and on n_threads [1] */
+} fnn_thread_policy;
+
+/* Start a policy: steps on n_threads first. */
+void fnn_thread_policy_reset(fnn_thread_policy *policy);
+/* Threads the next step uses (1 or max_threads); NULL policy: max_threads. */
+int fnn_thread_policy_threads(const fnn_thread_policy *policy, int max_threads);
+/* Account a step of `rows` rows that took `seconds` on the count given by
+ * fnn_thread_policy_threads, and choose the count of the next steps. */
+void fnn_thread_policy_record(fnn_thread_policy *policy, int64_t rows, double seconds);
 
 /* The core's own single-precision product kernels (sgemm_kernels.c). */
 enum { FNN_SGEMM_OFF = 0, FNN_SGEMM_AVX2 = 1, FNN_SGEMM_AVX512 = 2 };
@@ -250,8 +279,12 @@ int fnn_find_blas_thread_control(void *blas_function, fnn_blas_threads *out);
 /* 1 when the core was built with OpenMP. */
 int fnn_has_openmp(void);
 /* Threads an OpenMP region would use now (omp_get_max_threads(): follows
- * OMP_NUM_THREADS and threadpoolctl limits); 1 without OpenMP. */
+ * OMP_NUM_THREADS and threadpoolctl limits); 1 without OpenMP, and 1 in a
+ * process forked after the core ran a parallel region (threads.c). */
 int fnn_max_threads(void);
+/* 1 in a process forked after the core ran a parallel region: every region
+ * of the core runs serially there (GNU OpenMP's pool does not survive fork). */
+int fnn_forked_serial(void);
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,21 @@ static inline void fnn_element_range(int64_t n, int t, int n_threads, int64_t *i
     *i1 = b1 * FNN_ELEMENT_BLOCK < n ? b1 * FNN_ELEMENT_BLOCK : n;
 }
 
+/* Set once the core enters a parallel region; fnn_fork_serial is set in a
+ * child forked after that, where OpenMP regions would hang (threads.c). */
+extern volatile int fnn_team_started;
+extern volatile int fnn_fork_serial;
+/* 1 when a parallel region may be entered now (and notes that one was). */
+static inline int fnn_parallel_allowed(void)
+{
+    if (fnn_fork_serial)
+        return 0;
+    fnn_team_started = 1;
+    return 1;
+}
+/* Monotonic wall-clock seconds. */
+double fnn_seconds(void);
+
 /* FNN_PAR_FOR(nt, work, header, body): `for (header) body` over independent
  * iterations, on nt OpenMP threads when work exceeds FNN_OMP_MIN_WORK, else
  * as a plain loop.  The choice is made before entering the OpenMP runtime:
@@ -50,7 +65,7 @@ static inline void fnn_element_range(int64_t n, int t, int n_threads, int64_t *i
 #define FNN_PRAGMA(x) _Pragma(#x)
 #define FNN_PAR_FOR(nt, work, header, ...)                                  \
     do {                                                                    \
-        if ((nt) > 1 && (work) > FNN_OMP_MIN_WORK) {                        \
+        if ((nt) > 1 && (work) > FNN_OMP_MIN_WORK && fnn_parallel_allowed()) { \
             FNN_PRAGMA(omp parallel for num_threads(nt) schedule(static))   \
             for (header) __VA_ARGS__                                        \
         } else {                                                            \
@@ -66,7 +81,7 @@ static inline void fnn_element_range(int64_t n, int t, int n_threads, int64_t *i
  * half ran on the other thread while the first waited for it. */
 #define FNN_PAR_ELEMENTS(nt, n, i, ...)                                          \
     do {                                                                         \
-        if ((nt) > 1 && (n) > FNN_OMP_MIN_WORK) {                                \
+        if ((nt) > 1 && (n) > FNN_OMP_MIN_WORK && fnn_parallel_allowed()) {      \
             FNN_PRAGMA(omp parallel num_threads(nt))                             \
             {                                                                    \
                 int64_t fnn_i0_, fnn_i1_;                                        \

@@ -125,7 +125,7 @@ FNN_HOT double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REA
      * clause: a false one still builds a team, see FNN_PAR_FOR.) */
 #ifdef _OPENMP
     const int64_t n = net->n_params;
-    if (nt > 1 && n > FNN_OMP_MIN_WORK) {
+    if (nt > 1 && n > FNN_OMP_MIN_WORK && fnn_parallel_allowed()) {
 #pragma omp parallel num_threads(nt)
         {
             const int th = omp_get_thread_num(), n_th = omp_get_num_threads();

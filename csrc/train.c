@@ -16,24 +16,6 @@
 
 #include "internal.h"
 
-int fnn_has_openmp(void)
-{
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-int fnn_max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
 int64_t fnn_bn_width(const fnn_net *net, int s) { return net->units[s]; }
 
 int fnn_bn_present(const fnn_net *net, int s)
@@ -402,9 +384,15 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
         !fnn_check_opt(net, opt) || (order == NULL && n_order > 0) || batch_size < 1 ||
         (lrs == NULL && n_order > 0) || report == NULL || report->grad_norm_sum == NULL)
         return FNN_ERR_BADARG;
-    const int L = net->n_layers, nt = net->n_threads;
+    const int L = net->n_layers;
     const int64_t n_out = net->units[L];
     const int64_t cap = batch_size < n_order ? batch_size : (n_order > 0 ? n_order : 1);
+    /* Each step runs on the thread count the policy picks; nothing computed
+     * depends on it.  The first step of a call is not timed: it also pays
+     * for first touches of the freshly allocated workspace. */
+    fnn_thread_policy *policy = net->n_threads > 1 ? net->thread_policy : NULL;
+    fnn_blas step_blas = blas != NULL ? *blas : (fnn_blas){NULL, NULL, 1, 0};
+    blas = &step_blas;
     report->loss_sum = 0;
     report->n_steps = 0;
     fnn_allocs al;
@@ -420,6 +408,9 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
         const int64_t start = s * batch_size;
         const int64_t rows = start + batch_size <= n_order ? batch_size : n_order - start;
         const uint64_t step = (uint64_t)(opt->t);
+        const int nt = fnn_thread_policy_threads(policy, net->n_threads);
+        const double t0 = policy != NULL && s > 0 ? fnn_seconds() : -1;
+        step_blas.n_threads = nt;
         double sw_sum = FN(gather_batch)(net, &w, data, order + start, rows, nt);
         if (!(sw_sum > 0))
             continue; /* a batch of zero weight carries no gradient: no update */
@@ -449,6 +440,8 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
         FN(fnn_apply_max_norm)(net, params, nt);
         report->loss_sum += batch_loss * (double)rows;
         report->n_steps += 1;
+        if (t0 >= 0)
+            fnn_thread_policy_record(policy, rows, fnn_seconds() - t0);
     }
     fnn_free_all(&al);
     return status;
@@ -516,14 +509,36 @@ FNN_HOT static int FN(fnn_any_nonfinite)(const REAL *x, int64_t n)
     return bad;
 }
 
+/* Rows [start, start + chunk) (fewer at the end) of fnn_predict, on the
+ * calling thread alone; with `check`, returns 1 when a first-layer output
+ * was not finite. */
+static int FN(predict_chunk)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
+                             const REAL *stats, const fnn_data *data, FN(fnn_ws) *w,
+                             int direct, int64_t start, int64_t chunk, int32_t dropout_on,
+                             uint64_t seed, int check, REAL *out)
+{
+    const int64_t n = data->n_rows, n_in = net->units[0], n_out = net->units[net->n_layers];
+    const int64_t rows = start + chunk <= n ? chunk : n - start;
+    REAL *own_xin = w->xin;
+    if (direct) {
+        w->xin = (REAL *)data->x + start * n_in;
+    } else {
+        for (int64_t i = 0; i < rows; i++) w->idx[i] = start + i;
+        FN(fnn_gather_x)(w->xin, data, w->idx, rows, 1);
+    }
+    FN(forward)(net, blas, params, stats, w, rows, 0, dropout_on, seed, 0, start, 1);
+    memcpy(out + start * n_out, w->h[net->n_layers], (size_t)(rows * n_out) * sizeof(REAL));
+    w->xin = own_xin;
+    return check && FN(fnn_any_nonfinite)(w->z[0], rows * net->units[1]);
+}
+
 fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
                            const REAL *stats, const fnn_data *data, int64_t chunk_rows,
                            int32_t dropout_on, uint64_t seed, REAL *out, int32_t *nonfinite)
 {
     if (!fnn_check_net(net) || !fnn_check_data(net, data) || out == NULL)
         return FNN_ERR_BADARG;
-    const int L = net->n_layers;
-    const int64_t n = data->n_rows, n_in = net->units[0], n_out = net->units[L];
+    const int64_t n = data->n_rows, n_in = net->units[0];
     if (nonfinite != NULL)
         *nonfinite = 0;
     if (n == 0)
@@ -550,29 +565,21 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
         /* Contiguous dense input is read in place instead of gathered. */
         const int direct = data->csr_indptr == NULL && data->col_stride == 1 &&
                            data->row_stride == n_in;
+        const int check = nonfinite != NULL;
 #ifdef _OPENMP
-#pragma omp parallel for num_threads(n_ws) schedule(dynamic) if (n_ws > 1)
-#endif
-        for (int64_t c = 0; c < n_chunks; c++) {
-#ifdef _OPENMP
-            const int th = omp_get_thread_num();
-#else
-            const int th = 0;
-#endif
-            FN(fnn_ws) *w = &ws[th];
-            const int64_t start = c * chunk, rows = start + chunk <= n ? chunk : n - start;
-            REAL *own_xin = w->xin;
-            if (direct) {
-                w->xin = (REAL *)data->x + start * n_in;
-            } else {
-                for (int64_t i = 0; i < rows; i++) w->idx[i] = start + i;
-                FN(fnn_gather_x)(w->xin, data, w->idx, rows, 1);
+        if (n_ws > 1 && fnn_parallel_allowed()) {
+#pragma omp parallel for num_threads(n_ws) schedule(dynamic)
+            for (int64_t c = 0; c < n_chunks; c++) {
+                const int th = omp_get_thread_num();
+                bad[th] |= FN(predict_chunk)(net, &inner, params, stats, data, &ws[th], direct,
+                                             c * chunk, chunk, dropout_on, seed, check, out);
             }
-            FN(forward)(net, &inner, params, stats, w, rows, 0, dropout_on, seed, 0, start, 1);
-            memcpy(out + start * n_out, w->h[L], (size_t)(rows * n_out) * sizeof(REAL));
-            w->xin = own_xin;
-            if (nonfinite != NULL)
-                bad[th] |= FN(fnn_any_nonfinite)(w->z[0], rows * net->units[1]);
+        } else
+#endif
+        {
+            for (int64_t c = 0; c < n_chunks; c++)
+                bad[0] |= FN(predict_chunk)(net, &inner, params, stats, data, &ws[0], direct,
+                                            c * chunk, chunk, dropout_on, seed, check, out);
         }
         for (int t = 0; nonfinite != NULL && t < n_ws; t++) *nonfinite |= bad[t];
     }

@@ -22,7 +22,7 @@ from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, 
                                       validate_data)
 
 from . import _core
-from ._threads import blas_single_threaded, n_threads
+from ._threads import adaptive_threads, blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, init_sklearn_layer, resolve_initializer
 from ._network import Layout, staggered_empty
 from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
@@ -298,6 +298,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             epsilon=float(self.epsilon),
             rho=float(self.rho),
             n_threads=n_threads(),
+            adaptive_threads=adaptive_threads(),
         )
 
     def _loss_name(self):

@@ -57,6 +57,11 @@ cdef extern from "fastnn.h":
         int64_t n_params
         int64_t n_stats
         int32_t n_threads
+        fnn_thread_policy *thread_policy
+
+    ctypedef struct fnn_thread_policy:
+        int64_t steps[2]
+    void fnn_thread_policy_reset(fnn_thread_policy *)
 
     ctypedef struct fnn_blas:
         fnn_sgemm_t sgemm
@@ -114,6 +119,7 @@ cdef extern from "fastnn.h":
     int fnn_find_blas_thread_control(void *blas_function, fnn_blas_threads *out)
     int fnn_has_openmp()
     int fnn_max_threads()
+    int fnn_forked_serial()
 
 
 # Codes shared with the C core (fastnn.h).
@@ -136,8 +142,15 @@ def has_openmp():
 
 
 def max_threads():
-    """Threads the core's OpenMP regions would use now (follows threadpoolctl)."""
+    """Threads the core's OpenMP regions would use now (follows threadpoolctl;
+    1 in a process forked after the core ran threads)."""
     return fnn_max_threads()
+
+
+def forked_serial():
+    """True in a process forked after the core ran threads: GNU OpenMP's pool
+    does not survive fork, so the core runs serially there."""
+    return bool(fnn_forked_serial())
 
 
 cdef fnn_blas BLAS
@@ -248,6 +261,7 @@ cdef class Network:
     Built by fastnn._network.Layout; see fastnn.h for every field.
     """
     cdef fnn_net net
+    cdef fnn_thread_policy policy
     cdef readonly object dtype
     cdef object _arrays
 
@@ -256,7 +270,8 @@ cdef class Network:
                  batch_norm_input=False, bn_momentum=0.99, bn_epsilon=1e-3,
                  alpha_dropout=False, penalty=0, alpha=0.0, l1_ratio=0.15, max_norm=0.0,
                  clip=0, clip_value=0.0, solver=1, momentum=0.9, nesterov=True,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, rho=0.9, n_threads=1):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, rho=0.9, n_threads=1,
+                 adaptive_threads=True):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError("dtype must be float32 or float64")
@@ -315,6 +330,10 @@ cdef class Network:
         self.net.n_params = n_params
         self.net.n_stats = n_stats
         self.n_threads = n_threads
+        # Training steps pick between n_threads and one thread by timing
+        # themselves (csrc/threads.c); the choice lasts as long as this object.
+        fnn_thread_policy_reset(&self.policy)
+        self.net.thread_policy = &self.policy if adaptive_threads else NULL
 
     @property
     def n_layers(self):
@@ -331,6 +350,12 @@ cdef class Network:
     @n_threads.setter
     def n_threads(self, value):
         self.net.n_threads = max(1, int(value))
+
+    @property
+    def thread_steps(self):
+        """Training steps run so far on (one thread, n_threads); (0, 0) when the
+        thread count is fixed or n_threads is 1 (steps are then not counted)."""
+        return int(self.policy.steps[0]), int(self.policy.steps[1])
 
 
 cdef object fill_data(fnn_data *d, Network net, object X, object y, object sw, bint need_y):

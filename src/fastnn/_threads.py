@@ -12,6 +12,7 @@ The hold is reference-counted, so several Python threads fitting at once
 share it and the user's BLAS setting comes back when the last one leaves.
 """
 
+import os
 import threading
 from contextlib import contextmanager
 
@@ -28,8 +29,21 @@ _saved = None
 
 def n_threads():
     """Threads for the core: OpenMP's current limit (OMP_NUM_THREADS,
-    threadpoolctl.threadpool_limits, joblib's worker limits)."""
+    threadpoolctl.threadpool_limits, joblib's worker limits); 1 in a process
+    forked after the core ran threads (GNU OpenMP's pool does not survive
+    fork: the child computes the same results serially)."""
     return _core.max_threads()
+
+
+def adaptive_threads():
+    """Whether training steps choose between n_threads() and one thread by
+    timing themselves (the default), so that a machine busy with other work
+    never makes a fit much slower than one thread would be.
+    FASTNN_THREADS=fixed keeps every step on n_threads() (for measuring)."""
+    value = os.environ.get("FASTNN_THREADS", "adaptive").strip().lower()
+    if value not in ("adaptive", "fixed"):
+        raise ValueError("FASTNN_THREADS must be 'adaptive' or 'fixed', got %r" % value)
+    return value == "adaptive"
 
 
 @contextmanager

@@ -1913,6 +1913,59 @@ static void t_sgemm_kernel(int kind)
     CHECK(cases == 2 * 9 * 10 * 3, "ran %d shapes", cases);
 }
 
+/* ---- thread-count policy (threads.c) --------------------------------------
+ * Synthetic step times: each count has a fixed cost per row; the policy must
+ * settle on the cheaper one, keep trying the other rarely, and follow a
+ * change of costs (a machine that becomes busy, then quiet again). */
+static double policy_run(fnn_thread_policy *p, int64_t steps, double cost_one, double cost_many,
+                         int64_t *on_many)
+{
+    double total = 0;
+    *on_many = 0;
+    for (int64_t s = 0; s < steps; s++) {
+        int many = fnn_thread_policy_threads(p, 2) == 2;
+        double t = 32 * (many ? cost_many : cost_one);
+        *on_many += many;
+        total += t;
+        fnn_thread_policy_record(p, 32, t);
+    }
+    return total;
+}
+
+static void t_thread_policy(void)
+{
+    fnn_thread_policy p;
+    fnn_thread_policy_reset(&p);
+    CHECK(fnn_thread_policy_threads(&p, 2) == 2, "a new policy starts on every thread");
+    CHECK(fnn_thread_policy_threads(NULL, 3) == 3, "no policy: every step on n_threads");
+    CHECK(fnn_thread_policy_threads(&p, 1) == 1, "one thread available: one thread");
+    int64_t many;
+    /* Quiet machine: two threads 1.6x faster (100 us vs 160 us per step). */
+    const double fast = 100e-6 / 32, slow = 160e-6 / 32;
+    double t = policy_run(&p, 20000, slow, fast, &many);
+    CHECK(many > 20000 * 0.97, "quiet: %lld of 20000 steps on two threads", (long long)many);
+    CHECK(t < 1.03 * 20000 * 32 * fast, "quiet: trials cost %.1f%%", 100 * (t / (20000 * 32 * fast) - 1));
+    /* Busy machine: two threads now 4.5x slower than one. */
+    const double busy_many = 4.5 * slow;
+    t = policy_run(&p, 20000, slow, busy_many, &many);
+    CHECK(many < 20000 * 0.02, "busy: %lld of 20000 steps on two threads", (long long)many);
+    CHECK(t < 1.1 * 20000 * 32 * slow, "busy: %.2fx the one-thread time", t / (20000 * 32 * slow));
+    /* Quiet again: back to two threads. */
+    policy_run(&p, 20000, slow, fast, &many);
+    CHECK(many > 20000 * 0.8, "quiet again: %lld of 20000 steps on two threads", (long long)many);
+    CHECK(p.steps[0] + p.steps[1] == 60000, "counted %lld steps",
+          (long long)(p.steps[0] + p.steps[1]));
+    /* Equal counts: either is fine, but no NaN or stall in the bookkeeping. */
+    fnn_thread_policy_reset(&p);
+    policy_run(&p, 1000, fast, fast, &many);
+    CHECK(p.steps[0] + p.steps[1] == 1000 && isfinite(p.credit), "equal costs: bookkeeping");
+    /* Long steps (one step per window): the first trial of one thread is
+     * the only one within 32 steps. */
+    fnn_thread_policy_reset(&p);
+    policy_run(&p, 32, 200e-3 / 32, 100e-3 / 32, &many);
+    CHECK(many == 31, "long steps: %lld of 32 on two threads", (long long)many);
+}
+
 int main(void)
 {
     printf("fastnn C-level tests: OpenMP %s (max threads %d)\n",
@@ -1922,6 +1975,9 @@ int main(void)
         t_badargs(f32);
         chk_end();
     }
+    chk_begin("thread_policy");
+    t_thread_policy();
+    chk_end();
     for (size_t i = 0; i < sizeof GC_CASES / sizeof GC_CASES[0]; i++) {
         chk_begin("gradient_check_f64[%s]", GC_CASES[i].name);
         t_gradcheck(&GC_CASES[i]);
