@@ -63,7 +63,7 @@ def _warn_diverged_early_stopping(epoch):
         "infinite. As scikit-learn, the remaining epochs record NaN losses and validation "
         "scores and early stopping restores the best epoch's weights. Try a lower "
         "learning_rate_init, gradient clipping (clipnorm=1.0) or scaling the inputs.",
-        ConvergenceWarning, stacklevel=4)
+        ConvergenceWarning, stacklevel=6)
 
 
 def _loss_value(loss, y, p, sample_weight=None):

@@ -101,7 +101,7 @@ class GradientMonitor:
                 f"Exploding gradients in epoch {epoch}: the kernel gradient of {names[i]} "
                 f"has norm {norms[i]:.3g}. Try gradient clipping (clipnorm=1.0 or "
                 "global_clipnorm), a lower learning_rate_init, or batch_norm=True.",
-                GradientWarning, stacklevel=4)
+                GradientWarning, stacklevel=5)
         if "vanishing" not in self.warned and top > 0:
             i = norms.index(min(norms))
             if norms[i] < VANISHING_RATIO * top:
@@ -112,7 +112,7 @@ class GradientMonitor:
                     f"the largest layer's ({norms[i]:.3g} vs {top:.3g}). Try He or LeCun "
                     "initialization (kernel_initializer), a non-saturating activation "
                     "('relu', 'elu', 'selu'), or batch_norm=True.",
-                    GradientWarning, stacklevel=4)
+                    GradientWarning, stacklevel=5)
 
 
 class InterruptAtEpochEnd:
