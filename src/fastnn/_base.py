@@ -7,8 +7,9 @@ work per epoch.
 
 import time
 import warnings
-from types import SimpleNamespace
+import weakref
 from numbers import Integral, Real
+from types import SimpleNamespace
 
 import numpy as np
 import scipy.optimize
@@ -39,6 +40,38 @@ LEAKY_RELU_SLOPE = 0.01
 # divergence error starts with it, so code written for scikit-learn matches it.
 NONFINITE_WEIGHTS_MSG = ("Solver produced non-finite parameter weights. The input data may "
                          "contain large values and need to be preprocessed.")
+
+
+# Inference networks of fitted estimators (BatchNorm folded, the C descriptor
+# built), kept outside the estimators themselves: predict must not change an
+# estimator's __dict__ (scikit-learn's check_dict_unchanged) nor its pickle.
+_INFERENCE_CACHE = weakref.WeakKeyDictionary()
+_FITTED_ARRAYS = ("coefs_", "intercepts_", "bn_gamma_", "bn_beta_", "bn_moving_mean_",
+                  "bn_moving_var_")
+
+
+class _InferenceNetwork:
+    """A folded network ready for _core.predict, with copies of the fitted
+    arrays it was built from and the settings that shaped it."""
+
+    def __init__(self, key, arrays, net, params):
+        self.key, self.net, self.params = key, net, params
+        self.arrays = [a.copy() for a in arrays]
+        self.empty_stats = np.empty(0, dtype=params.dtype)
+
+    def built_from(self, key, arrays):
+        """True when key and every array (shape, dtype, values) are the same:
+        an array a user assigned, or edited in place, is seen."""
+        return key == self.key and len(arrays) == len(self.arrays) and all(
+            a.shape == c.shape and a.dtype == c.dtype and np.array_equal(a, c)
+            for a, c in zip(arrays, self.arrays))
+
+
+def _check_fitted(est):
+    """scikit-learn's check_is_fitted, without its scan of every attribute
+    (a tenth of a one-row prediction) when coefs_ is there."""
+    if "coefs_" not in est.__dict__:
+        check_is_fitted(est)
 
 
 class DivergenceError(ValueError):
@@ -99,6 +132,18 @@ def _cast_finite(a, dtype, name):
     return out
 
 
+def _check_range(X, dtype, name):
+    """A ValueError when finite float64 values of X overflow a float32 model
+    (X is converted batch by batch in C, so it is checked here, without a copy)."""
+    if np.dtype(dtype) != np.float32 or X.dtype != np.float64:
+        return
+    values = X.data if sp.issparse(X) else X
+    big = float(np.finfo(np.float32).max)
+    if values.size and (values.max() > big or values.min() < -big):
+        raise ValueError(f"{name} has values beyond the range of this model's float32; scale "
+                         "the data, or fit with dtype='float64'.")
+
+
 def _check_mc_samples(mc_samples):
     if isinstance(mc_samples, (bool, np.bool_)) or not isinstance(mc_samples, Integral) \
             or mc_samples < 0:
@@ -151,6 +196,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         "dropout_kind": [StrOptions({"auto", "standard", "alpha"})],
         "max_norm": [Interval(Real, 0, None, closed="neither"), None],
         "restore_best_weights": ["boolean"],
+        "dtype": [None, StrOptions({"float32", "float64"}),
+                  Options(type, {np.float32, np.float64})],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
@@ -160,7 +207,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                  n_iter_no_change, max_fun, rho, initial_accumulator_value,
                  kernel_initializer, batch_norm, batch_norm_input, batch_norm_momentum,
                  batch_norm_epsilon, clipvalue, clipnorm, global_clipnorm, penalty, l1_ratio,
-                 dropout, dropout_kind, max_norm, restore_best_weights):
+                 dropout, dropout_kind, max_norm, restore_best_weights, dtype):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -201,6 +248,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.dropout_kind = dropout_kind
         self.max_norm = max_norm
         self.restore_best_weights = restore_best_weights
+        self.dtype = dtype
 
     # ------------------------------------------------------------------
     # hyper-parameters resolved for one fit
@@ -431,14 +479,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # input handling
     # ------------------------------------------------------------------
     @staticmethod
-    def _as_core_X(X, dtype):
-        """X as the core takes it: a dense array of `dtype` (any strides: no
-        copy for float C- or F-ordered input) or a checked CSR matrix."""
+    def _as_core_X(X, dtype, check_range=True):
+        """X as the core takes it: a dense float array (any strides: no copy
+        for float C- or F-ordered input) or a checked CSR matrix.  Float data
+        of the other float type than `dtype` is not copied: C converts it a
+        batch at a time.  check_range: refuse float64 values beyond a float32
+        model's range now (prediction checks only when an output is not
+        finite, see _forward_unlocked)."""
+        floats = (np.float32, np.float64)
         if sp.issparse(X):
             X = X.tocsr()
-            if X.dtype != dtype:
+            if X.dtype not in floats:
                 X = X.astype(dtype)
                 _cast_finite(X.data, dtype, "X")
+            elif check_range:
+                _check_range(X, dtype, "X")
             if X.indices.dtype != X.indptr.dtype:
                 idx = np.result_type(X.indices.dtype, X.indptr.dtype)
                 X.indices = X.indices.astype(idx)
@@ -448,8 +503,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
             X.indptr = np.ascontiguousarray(X.indptr)
             return X  # its structure is checked by _core before C sees it
         X = np.asarray(X)
-        if X.dtype != dtype:
+        if X.dtype not in floats:
             X = _cast_finite(X, dtype, "X")
+        elif check_range:
+            _check_range(X, dtype, "X")
         return X
 
     # ------------------------------------------------------------------
@@ -475,7 +532,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(y, layer_units, X.dtype, hidden_acts)
+            compute = X.dtype if self.dtype is None else np.dtype(self.dtype)
+            self._initialize(y, layer_units, compute, hidden_acts)
         else:
             self._complete_state(layer_units)
         dtype = self._model_dtype()
@@ -803,10 +861,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # prediction
     # ------------------------------------------------------------------
     def _validate_predict_X(self, X, ensure_all_finite=True):
-        check_is_fitted(self)
+        _check_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                           dtype=(np.float64, np.float32), ensure_all_finite=ensure_all_finite)
-        return self._as_core_X(X, self._model_dtype())
+        return self._as_core_X(X, self._model_dtype(), check_range=ensure_all_finite)
 
     def _forward(self, X, mc_samples=0, return_std=False, check_input=False):
         mc_samples = _check_mc_samples(mc_samples)
@@ -821,14 +879,68 @@ class BaseMultilayerPerceptron(BaseEstimator):
         # effect of the first layer (fnn_predict in fastnn.h): a separate
         # pass over X cost 5% of predict_proba on the chapter network.
         defer = check_input and not mc_samples and not sp.issparse(X)
-        if check_input:
-            X = self._validate_predict_X(X, ensure_all_finite=not defer)
+        if defer:
+            fast = self._plain_predict_X(X)
+            X = fast if fast is not None else self._validate_predict_X(X, ensure_all_finite=False)
+        elif check_input:
+            X = self._validate_predict_X(X)
         else:
             X = self._as_core_X(X, self._model_dtype())
+        if not mc_samples:
+            inference = self._inference_network()
+            out, nonfinite = _core.predict(inference.net, inference.params,
+                                           inference.empty_stats, X, return_nonfinite=True)
+            if defer and nonfinite:  # X's fault, or overflow of finite X
+                _assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+                _check_range(X, self._model_dtype(), "X")
+            return (out, np.zeros_like(out)) if return_std else out
         layout = self._layout()
         params, stats = self._pack(layout, self._model_dtype())
         return self._forward_flat(layout, params, stats, X, mc_samples, return_std,
                                   check_finite=defer)
+
+    def _plain_predict_X(self, X):
+        """X ready for the core without scikit-learn's validate_data, when X
+        is a plain 2-D float ndarray of the fitted width and the estimator
+        was fitted without feature names: validate_data would only confirm
+        that (finiteness is checked by the first layer, see
+        _forward_unlocked), and it is half the time of a one-row prediction.
+        None otherwise: validate_data then raises or warns as scikit-learn."""
+        if (type(X) is not np.ndarray or X.ndim != 2 or X.shape[0] < 1
+                or X.dtype not in (np.float32, np.float64)):
+            return None
+        state = self.__dict__
+        if "coefs_" not in state or "feature_names_in_" in state \
+                or X.shape[1] != state.get("n_features_in_"):
+            return None
+        return X
+
+    def _inference_key(self):
+        """The settings that shape the inference network beside the arrays."""
+        act = self.activation
+        return (act if isinstance(act, str) else tuple(act), self.out_activation_,
+                self._batch_norm_mode(), bool(self.batch_norm_input),
+                float(self.batch_norm_epsilon), getattr(self, "negative_slope", None))
+
+    def _inference_network(self):
+        """The folded network for plain prediction, built once and reused
+        while the fitted arrays and the settings that shape it stay the same
+        (compared on every call: O(parameters), far less than a rebuild)."""
+        arrays = [a for name in _FITTED_ARRAYS for a in (getattr(self, name, None) or [])
+                  if a is not None]
+        key = self._inference_key()
+        cached = _INFERENCE_CACHE.get(self)
+        if cached is None or not cached.built_from(key, arrays):
+            layout = self._layout()
+            dtype = self._model_dtype()
+            params, stats = self._pack(layout, dtype)
+            plain, folded = layout.fold(params, stats, float(self.batch_norm_epsilon))
+            config = self._network_config(self._hidden_activations(len(self._hidden_sizes())))
+            config["dropout"] = None
+            cached = _InferenceNetwork(key, arrays, plain.network(dtype, **config), folded)
+            _INFERENCE_CACHE[self] = cached
+        cached.net.n_threads = n_threads()  # follows threadpoolctl limits, fork
+        return cached
 
     def _forward_flat(self, layout, params, stats, X, mc_samples=0, return_std=False,
                       check_finite=False):
