@@ -46,12 +46,13 @@ typedef enum {
 /* Activations: X(ID, name, hidden, auto_init).  hidden: usable in a hidden
  * layer (the others are output activations, whose gradient is fused into the
  * loss or taken as is); auto_init: the kernel initializer
- * kernel_initializer='auto' picks for a layer followed by it. */
+ * kernel_initializer='auto' picks for a layer followed by it ("sklearn":
+ * scikit-learn's own scheme, so the same random_state gives its model). */
 #define FNN_ACTIVATIONS(X)                                    \
-    X(IDENTITY, "identity", 1, "glorot_uniform")              \
-    X(LOGISTIC, "logistic", 1, "glorot_uniform")              \
-    X(TANH, "tanh", 1, "glorot_uniform")                      \
-    X(RELU, "relu", 1, "he_uniform")                          \
+    X(IDENTITY, "identity", 1, "sklearn")                     \
+    X(LOGISTIC, "logistic", 1, "sklearn")                     \
+    X(TANH, "tanh", 1, "sklearn")                             \
+    X(RELU, "relu", 1, "sklearn")                             \
     X(LEAKY_RELU, "leaky_relu", 1, "he_uniform")              \
     X(ELU, "elu", 1, "he_uniform")                            \
     X(SELU, "selu", 1, "lecun_normal")                        \

@@ -26,20 +26,34 @@ def _quiet():
         yield
 
 
-def test_verbose_prints_one_keras_like_line_per_epoch(digits, capsys):
+def test_verbose_prints_sklearns_lines_with_keras_figures(digits, capsys):
     X, y = digits
     clf = MLPClassifier(hidden_layer_sizes=(16,), max_iter=4, early_stopping=True,
                         n_iter_no_change=100, verbose=1, random_state=0).fit(X, y)
-    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("Epoch")]
-    assert len(lines) == clf.n_iter_ == 4
-    pat = (r"Epoch (\d+)/4 - [\d.]+s - loss: ([\d.]+) - val_loss: ([\d.]+) - "
-           r"val_score: ([\d.]+) - lr: 0.001")
-    for i, line in enumerate(lines):
-        m = re.fullmatch(pat, line)
-        assert m, line
+    lines = capsys.readouterr().out.splitlines()
+    # scikit-learn's pair of lines per epoch: "Iteration N, loss = ..." (here
+    # followed by fastnn's figures), then "Validation score: ..."
+    assert len(lines) == 2 * clf.n_iter_ == 8
+    pat = r"Iteration (\d+), loss = ([\d.]+) - [\d.]+s - val_loss: ([\d.]+) - lr: 0.001"
+    for i in range(4):
+        m = re.fullmatch(pat, lines[2 * i])
+        assert m, lines[2 * i]
         assert int(m.group(1)) == i + 1
-        assert float(m.group(2)) == pytest.approx(clf.loss_curve_[i], rel=1e-5)
-        assert float(m.group(4)) == pytest.approx(clf.validation_scores_[i], abs=1e-6)
+        assert float(m.group(2)) == pytest.approx(clf.loss_curve_[i], rel=1e-7)
+        m = re.fullmatch(r"Validation score: ([\d.]+)", lines[2 * i + 1])
+        assert m, lines[2 * i + 1]
+        assert float(m.group(1)) == pytest.approx(clf.validation_scores_[i], abs=1e-6)
+
+
+def test_verbose_partial_fit_counts_epochs_within_the_call(digits, capsys):
+    """As sklearn's n_iter_: partial_fit after a 2-epoch fit prints
+    Iteration 1 (it printed "Epoch 3/2" before)."""
+    X, y = digits
+    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, verbose=1, random_state=0)
+    clf.fit(X, y)
+    clf.partial_fit(X, y)
+    numbers = re.findall(r"^Iteration (\d+),", capsys.readouterr().out, flags=re.M)
+    assert numbers == ["1", "2", "1"]
 
 
 def test_silent_by_default(digits, capsys):

@@ -1,6 +1,8 @@
-"""Tests for fastnn._init: kernel initializers with Keras 3 VarianceScaling semantics."""
+"""Tests for fastnn._init: kernel initializers with Keras 3 VarianceScaling semantics,
+and scikit-learn's own scheme."""
 
 import os
+import warnings
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -11,7 +13,8 @@ from hypothesis import given, settings, strategies as st
 from scipy import stats
 from sklearn.utils import check_random_state
 
-from fastnn._init import INITIALIZERS, init_kernel, resolve_initializer
+import fastnn
+from fastnn._init import INITIALIZERS, init_kernel, init_sklearn_layer, resolve_initializer
 
 try:  # slow import: once per module
     import keras
@@ -50,7 +53,7 @@ def samples():
 
 def test_initializer_names():
     assert isinstance(INITIALIZERS, tuple)
-    assert set(INITIALIZERS) == {"auto", *CONCRETE}
+    assert set(INITIALIZERS) == {"auto", "sklearn", *CONCRETE}
 
 
 @pytest.mark.parametrize("name", CONCRETE)
@@ -125,11 +128,10 @@ def test_small_shapes_respect_bounds(name, fan_in, fan_out, seed):
 
 
 @pytest.mark.parametrize("activation, expected", [
-    ("relu", "he_uniform"), ("leaky_relu", "he_uniform"),
-    ("elu", "he_uniform"), ("swish", "he_uniform"),
-    ("selu", "lecun_normal"),
-    ("identity", "glorot_uniform"), ("logistic", "glorot_uniform"),
-    ("tanh", "glorot_uniform"), ("softmax", "glorot_uniform"),
+    ("relu", "sklearn"), ("identity", "sklearn"), ("logistic", "sklearn"),
+    ("tanh", "sklearn"),
+    ("leaky_relu", "he_uniform"), ("elu", "he_uniform"), ("swish", "he_uniform"),
+    ("selu", "lecun_normal"), ("softmax", "glorot_uniform"),
 ])
 def test_auto_resolution(activation, expected):
     assert resolve_initializer("auto", activation) == expected
@@ -152,6 +154,80 @@ def test_unknown_name(bad):
 def test_auto_must_be_resolved_first():
     with pytest.raises(ValueError, match="resolve_initializer"):
         init_kernel("auto", 3, 3, check_random_state(0), np.float64)
+    with pytest.raises(ValueError, match="init_sklearn_layer"):
+        init_kernel("sklearn", 3, 3, check_random_state(0), np.float64)
+
+
+# ------------------------------------------------------------ scikit-learn's scheme
+@pytest.mark.parametrize("activation, factor", [("relu", 6), ("tanh", 6), ("identity", 6),
+                                                ("selu", 6), ("logistic", 2)])
+def test_sklearn_layer_bound_and_draw_order(activation, factor):
+    """Kernel then bias, uniform in +-sqrt(factor / (fan_in + fan_out)): the
+    same numbers as one uniform draw of fan_in * fan_out + fan_out values."""
+    fan_in, fan_out = 30, 20
+    bound = np.sqrt(factor / (fan_in + fan_out))
+    kernel, bias = init_sklearn_layer(fan_in, fan_out, activation, check_random_state(4))
+    assert kernel.shape == (fan_in, fan_out) and bias.shape == (fan_out,)
+    flat = check_random_state(4).uniform(-bound, bound, fan_in * fan_out + fan_out)
+    np.testing.assert_array_equal(kernel.ravel(), flat[:fan_in * fan_out])
+    np.testing.assert_array_equal(bias, flat[fan_in * fan_out:])
+    assert np.abs(kernel).max() > 0.9 * bound  # the bound is used, not a smaller one
+
+
+def test_sklearn_layer_float32_is_the_float64_draw_cast():
+    k64, b64 = init_sklearn_layer(5, 3, "relu", check_random_state(0), np.float64)
+    k32, b32 = init_sklearn_layer(5, 3, "relu", check_random_state(0), np.float32)
+    assert k32.dtype == b32.dtype == np.float32
+    np.testing.assert_array_equal(k32, k64.astype(np.float32))
+    np.testing.assert_array_equal(b32, b64.astype(np.float32))
+
+
+def _initial_weights(**params):
+    """An estimator's initial coefs_/intercepts_ (fitted 1 epoch at a rate
+    too small to move them)."""
+    X = np.random.RandomState(0).randn(40, 6)
+    y = np.arange(40) % 3
+    clf = fastnn.MLPClassifier(hidden_layer_sizes=(9, 5), solver="sgd", momentum=0.0,
+                               learning_rate_init=1e-300, max_iter=1, random_state=7,
+                               **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    return clf.coefs_, clf.intercepts_
+
+
+def test_estimator_default_is_sklearn_scheme_for_sklearn_activations():
+    from sklearn.neural_network import MLPClassifier as SkClassifier
+
+    X = np.random.RandomState(0).randn(40, 6)
+    y = np.arange(40) % 3
+    for act in ("relu", "logistic"):
+        W, b = _initial_weights(activation=act)
+        sk = SkClassifier(hidden_layer_sizes=(9, 5), solver="sgd", momentum=0.0,
+                          learning_rate_init=1e-300, max_iter=1, random_state=7,
+                          activation=act)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sk.fit(X, y)
+        for ours, theirs in zip(W + b, sk.coefs_ + sk.intercepts_):
+            np.testing.assert_array_equal(ours, theirs)
+        assert all(np.any(v != 0) for v in b)  # biases drawn, not zero
+    # 'sklearn' named explicitly gives the same draws for a chapter activation
+    W_selu, b_selu = _initial_weights(activation="selu", kernel_initializer="sklearn")
+    W_relu, b_relu = _initial_weights(activation="relu")
+    for a, c in zip(W_selu + b_selu, W_relu + b_relu):
+        np.testing.assert_array_equal(a, c)
+
+
+@pytest.mark.parametrize("activation, name", [("selu", "lecun_normal"), ("elu", "he_uniform")])
+def test_estimator_auto_keeps_chapter_rule_for_chapter_activations(activation, name):
+    W, b = _initial_weights(activation=activation)
+    rng = check_random_state(7)
+    expected = [init_kernel(name, 6, 9, rng), init_kernel(name, 9, 5, rng),
+                init_kernel("glorot_uniform", 5, 3, rng)]
+    for ours, theirs in zip(W, expected):
+        np.testing.assert_array_equal(ours, theirs)
+    assert all(np.abs(v).max() < 1e-200 for v in b)  # Keras: zero biases (moved by ~1e-300)
 
 
 @pytest.mark.parametrize("fan_in, fan_out, dtype", [

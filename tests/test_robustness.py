@@ -822,8 +822,11 @@ def _divergence_cases():
                                     learning_rate_init=1e3, random_state=0), X, yr * 1e5, "fit"),
         ("dropout", MLPRegressor(hidden_layer_sizes=(4,), dropout=0.2, solver="sgd",
                                  learning_rate_init=10, random_state=0), X, yr * 10, "fit"),
+        # (with restore_best_weights, sklearn's semantics instead: no error, see
+        # tests/test_sklearn_behaviours.py)
         ("early_stopping", MLPRegressor(hidden_layer_sizes=(4,), early_stopping=True,
-                                        solver="sgd", learning_rate_init=10, random_state=0),
+                                        restore_best_weights=False, solver="sgd",
+                                        learning_rate_init=10, random_state=0),
          X, yr * 10, "fit"),
         ("float32", MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", learning_rate_init=1.0,
                                  random_state=0), (X * 10).astype(np.float32), yr * 100, "fit"),

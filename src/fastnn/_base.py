@@ -10,6 +10,7 @@ import time
 import warnings
 import weakref
 from numbers import Integral, Real
+from types import SimpleNamespace
 
 import numpy as np
 import scipy.optimize
@@ -24,7 +25,7 @@ from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, 
 
 from . import _core
 from ._threads import adaptive_threads, blas_single_threaded, n_threads
-from ._init import INITIALIZERS, init_kernel, resolve_initializer
+from ._init import INITIALIZERS, init_kernel, init_sklearn_layer, resolve_initializer
 from ._network import SLOT_MOMENT_M, SLOT_MOMENT_V, Layout, staggered_empty
 from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
                         epoch_line)
@@ -36,6 +37,12 @@ LEAKY_RELU_SLOPE = 0.01
 #: Where the documentation site built from docs/ is published; the estimators'
 #: HTML repr (Jupyter) links to their page under it.
 DOCS_URL = "https://fastnn.readthedocs.io/en/latest/"
+
+
+# scikit-learn's error for a fit that ends with NaN or infinite weights; every
+# divergence error starts with it, so code written for scikit-learn matches it.
+NONFINITE_WEIGHTS_MSG = ("Solver produced non-finite parameter weights. The input data may "
+                         "contain large values and need to be preprocessed.")
 
 
 # Inference networks of fitted estimators (BatchNorm folded, the C descriptor
@@ -81,6 +88,25 @@ class DivergenceError(ValueError):
     """Training diverged: the loss or a gradient became NaN or infinite.
 
     The estimator keeps the last finite weights and can still predict."""
+
+
+def _divergence_error(epoch):
+    return DivergenceError(
+        f"{NONFINITE_WEIGHTS_MSG} Training diverged in epoch {epoch}: the loss or a "
+        "gradient became NaN or infinite. The model keeps the last finite weights. Try a "
+        "lower learning_rate_init, gradient clipping (clipnorm=1.0), batch_norm=True, or "
+        "scaling the inputs.")
+
+
+def _warn_diverged_early_stopping(epoch):
+    """scikit-learn's behaviour when early stopping meets divergence: no error,
+    NaN validation scores for the remaining epochs, the best epoch's weights."""
+    warnings.warn(
+        f"Training diverged in epoch {epoch}: the loss or a gradient became NaN or "
+        "infinite. As scikit-learn, the remaining epochs record NaN losses and validation "
+        "scores and early stopping restores the best epoch's weights. Try a lower "
+        "learning_rate_init, gradient clipping (clipnorm=1.0) or scaling the inputs.",
+        ConvergenceWarning, stacklevel=6)
 
 
 def _loss_value(loss, y, p, sample_weight=None):
@@ -355,35 +381,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.t_ = 0
         self.n_outputs_ = y.shape[1]
         self.n_layers_ = len(layer_units)
-        if not is_classifier(self):
-            self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
-        elif self._label_binarizer.y_type_ == "multiclass":
-            self.out_activation_ = "softmax"
-        else:
-            self.out_activation_ = "logistic"
-        layout = Layout(layer_units, self._batch_norm_mode(), self.batch_norm_input)
-        rng = self._random_state
-        self.coefs_, self.intercepts_ = [], []
-        for l in range(layout.n_layers):
-            act = hidden_acts[l] if l < len(hidden_acts) else self.out_activation_
-            # The output layer keeps Keras's Dense default (Glorot uniform).
-            name = (resolve_initializer(self.kernel_initializer, act)
-                    if l < len(hidden_acts) else "glorot_uniform")
-            self.coefs_.append(init_kernel(name, layer_units[l], layer_units[l + 1], rng, dtype))
-            self.intercepts_.append(np.zeros(layer_units[l + 1], dtype=dtype))
-        self.bn_gamma_, self.bn_beta_ = [], []
-        self.bn_moving_mean_, self.bn_moving_var_ = [], []
-        for s in range(layout.n_layers):
-            w = layer_units[s]
-            have = layout.has_bn(s)
-            self.bn_gamma_.append(np.ones(w, dtype=dtype) if have else None)
-            self.bn_beta_.append(np.zeros(w, dtype=dtype) if have else None)
-            self.bn_moving_mean_.append(np.zeros(w, dtype=dtype) if have else None)
-            self.bn_moving_var_.append(np.ones(w, dtype=dtype) if have else None)
-        self.history_ = {"loss": [], "lr": [], "grad_norm": [], "time": []}
-        if self.early_stopping:
-            self.history_["val_loss"] = []
-            self.history_["val_score"] = []
+        self.out_activation_ = self._output_activation()
+        self._initialize_weights(layer_units, dtype, hidden_acts)
+        self._initialize_batch_norm(layer_units, dtype)
+        self._initialize_history()
         if self.solver != "lbfgs":
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -395,6 +396,88 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 self.best_loss_ = np.inf
                 self.validation_scores_ = None
                 self.best_validation_score_ = None
+
+    def _output_activation(self):
+        if not is_classifier(self):
+            return "exp" if self.loss == "poisson" else "identity"
+        if self._label_binarizer.y_type_ == "multiclass":
+            return "softmax"
+        return "logistic"
+
+    def _complete_state(self, layer_units):
+        """Create what a warm start or partial_fit needs and a model whose
+        coefs_ and intercepts_ were set by hand may lack (fastnn's own
+        attributes such as bn_gamma_ and history_, and the bookkeeping a fresh
+        fit starts), as _initialize would, without touching the weights."""
+        dtype = self._model_dtype()
+        if not hasattr(self, "bn_gamma_"):
+            self._initialize_batch_norm(layer_units, dtype)
+        if not hasattr(self, "history_"):
+            self._initialize_history()
+        if self.early_stopping:
+            self.history_.setdefault("val_loss", [])
+            self.history_.setdefault("val_score", [])
+        defaults = {"n_iter_": 0, "t_": 0, "n_layers_": len(layer_units),
+                    "n_features_in_": layer_units[0]}
+        if not hasattr(self, "out_activation_"):
+            defaults["out_activation_"] = self._output_activation()
+        if self.solver != "lbfgs":
+            defaults.update(loss_curve_=[], _no_improvement_count=0,
+                            best_loss_=None if self.early_stopping else np.inf,
+                            validation_scores_=[] if self.early_stopping else None,
+                            best_validation_score_=-np.inf if self.early_stopping else None)
+        for name, value in defaults.items():
+            if not hasattr(self, name):
+                setattr(self, name, value)
+
+    def _initialize_weights(self, layer_units, dtype, hidden_acts):
+        """Draw coefs_ and intercepts_, layer by layer from self._random_state.
+
+        Each layer follows kernel_initializer resolved for its activation; the
+        output layer's activation is, as in scikit-learn, the `activation`
+        parameter (the last hidden one when given per layer). scikit-learn's
+        scheme draws kernel and bias; with a Keras initializer the output
+        layer keeps Keras's Dense default (Glorot uniform) and biases start at
+        0. With kernel_initializer='auto' and scikit-learn's activations this
+        is scikit-learn's _init_coef draw for draw."""
+        if isinstance(self.activation, str):
+            output_act = self.activation
+        else:
+            output_act = hidden_acts[-1] if hidden_acts else "identity"
+        self.coefs_, self.intercepts_ = [], []
+        for l, act in enumerate(hidden_acts + [output_act]):
+            fan_in, fan_out = layer_units[l], layer_units[l + 1]
+            name = resolve_initializer(self.kernel_initializer, act)
+            if name == "sklearn":
+                kernel, bias = init_sklearn_layer(fan_in, fan_out, act, self._random_state,
+                                                  dtype)
+            else:
+                if l == len(hidden_acts):
+                    name = "glorot_uniform"
+                kernel = init_kernel(name, fan_in, fan_out, self._random_state, dtype)
+                bias = np.zeros(fan_out, dtype=dtype)
+            self.coefs_.append(kernel)
+            self.intercepts_.append(bias)
+
+    def _initialize_batch_norm(self, layer_units, dtype):
+        """bn_* lists: gamma 1, beta 0, moving mean 0, moving variance 1 where
+        a BatchNorm layer is, None elsewhere."""
+        layout = Layout(layer_units, self._batch_norm_mode(), self.batch_norm_input)
+        self.bn_gamma_, self.bn_beta_ = [], []
+        self.bn_moving_mean_, self.bn_moving_var_ = [], []
+        for s in range(layout.n_layers):
+            w = layer_units[s]
+            have = layout.has_bn(s)
+            self.bn_gamma_.append(np.ones(w, dtype=dtype) if have else None)
+            self.bn_beta_.append(np.zeros(w, dtype=dtype) if have else None)
+            self.bn_moving_mean_.append(np.zeros(w, dtype=dtype) if have else None)
+            self.bn_moving_var_.append(np.ones(w, dtype=dtype) if have else None)
+
+    def _initialize_history(self):
+        self.history_ = {"loss": [], "lr": [], "grad_norm": [], "time": []}
+        if self.early_stopping:
+            self.history_["val_loss"] = []
+            self.history_["val_score"] = []
 
     def _model_dtype(self):
         return self.coefs_[0].dtype
@@ -597,7 +680,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        if not first_pass:
+        if not first_pass and hasattr(self, "n_outputs_"):
+            # A fitted (or unpickled) state: a corrupted attribute is named
+            # before anything else.  Weights set by hand on an unfitted
+            # estimator are completed first (_complete_state), then checked.
             self._check_fitted_state(training=True)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
@@ -608,7 +694,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                                  f"representable in {X.dtype} (got {total}).")
         if y.ndim == 1:
             y = y.reshape((-1, 1))
-        if not first_pass and y.shape[1] != self.n_outputs_:
+        if not first_pass and y.shape[1] != getattr(self, "n_outputs_", y.shape[1]):
             raise ValueError(f"y has {y.shape[1]} output(s) but the model was fitted with "
                              f"{self.n_outputs_}; warm_start and partial_fit continue the "
                              "same model.")
@@ -618,6 +704,9 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if first_pass:
             compute = X.dtype if self.dtype is None else np.dtype(self.dtype)
             self._initialize(y, layer_units, compute, hidden_acts)
+        else:
+            self._complete_state(layer_units)
+            self._check_fitted_state(training=True)
         dtype = self._model_dtype()
         self._check_float_params(dtype)
         X = self._as_core_X(X, dtype)
@@ -660,6 +749,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if not np.isfinite(res.fun):
             self._unpack(layout, start, stats)
             raise DivergenceError(
+                f"{NONFINITE_WEIGHTS_MSG} "
                 "lbfgs could not evaluate a finite loss (the loss or its gradient is NaN or "
                 "infinite from the starting point); the model keeps its starting weights. "
                 "Scale the inputs and targets (e.g. StandardScaler).")
@@ -676,8 +766,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _check_finite_weights(self):
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
-            raise ValueError("Solver produced non-finite parameter weights. The input data "
-                             "may contain large values and need to be preprocessed.")
+            raise ValueError(NONFINITE_WEIGHTS_MSG)
 
     def _batch_size(self, n_samples):
         if self.batch_size == "auto":
@@ -697,137 +786,26 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 "scalars": np.array([0.0, 1.0])}
 
     def _fit_stochastic(self, net, layout, params, stats, X, y, sample_weight, incremental):
-        dtype = params.dtype
-        net_has_dropout = any(r > 0 for r in self._dropout_rates(layout.n_layers))
-        if not incremental or not hasattr(self, "_optimizer_state") \
-                or self._optimizer_state["m"].shape != params.shape \
-                or self._optimizer_state["m"].dtype != dtype:
-            self._optimizer_state = self._new_optimizer_state(layout.n_params, dtype)
-        opt = self._optimizer_state
-        if self.early_stopping and incremental:
-            raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        if early_stopping:
-            should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            stratify = y if should_stratify else None
-            arrays = [X, y] if sample_weight is None else [X, y, sample_weight]
-            split = train_test_split(*arrays, random_state=self._random_state,
-                                     test_size=self.validation_fraction, stratify=stratify)
-            X_train, X_val, y_train, y_val = split[:4]
-            sw_train, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase "
-                                 "'validation_fraction' or the size of your dataset.")
-            y_val_labels = (self._label_binarizer.inverse_transform(y_val)
-                            if is_classifier(self) else y_val)
-            y_train = np.ascontiguousarray(y_train)
-            if sw_train is not None:
-                sw_train = np.ascontiguousarray(sw_train)
-        else:
-            X_train, y_train, sw_train = X, y, sample_weight
-        n_samples = X_train.shape[0]
-        batch_size = self._batch_size(n_samples)
-        steps_per_epoch = -(-n_samples // batch_size)
-        if not incremental or not hasattr(self, "_schedule"):
-            self._schedule = make_schedule(self.learning_rate, power_t=self.power_t)
-            self._schedule.start(float(self.learning_rate_init), n_epochs=self.max_iter,
-                                 steps_per_epoch=steps_per_epoch, n_samples=n_samples)
-            self._epoch = 0
-        # sklearn's learning_rate strings only ever drive the 'sgd' solver.
-        fixed_lr = (self.solver != "sgd" and isinstance(self.learning_rate, str)
-                    and self.learning_rate in ("constant", "invscaling", "adaptive"))
-        if fixed_lr:  # the same every epoch
-            lrs = np.full(steps_per_epoch, float(self.learning_rate_init))
-        # Drawn only when masks are needed, so that without dropout the random
-        # stream (and so the shuffling) is exactly sklearn's.
-        seed = int(self._random_state.randint(0, 2**31 - 1)) if net_has_dropout else 0
-        order = np.arange(n_samples, dtype=np.int64)
-        grad_norm_sum = np.zeros(layout.n_layers)
-        monitor_grads = GradientMonitor()
-        if early_stopping:
-            best = (params.copy(), stats.copy())
+        """The epoch loop of the stochastic solvers, as sklearn's: train an
+        epoch, record it, update the no-improvement count, stop or go on."""
+        run = self._start_stochastic(net, layout, params, stats, X, y, sample_weight,
+                                     incremental)
         ctrl_c = InterruptAtEpochEnd()
         try:
             self.n_iter_ = 0  # per call, as sklearn (partial_fit leaves 1)
             for it in range(self.max_iter):
                 t0 = time.perf_counter()
-                if self.shuffle:
-                    self._random_state.shuffle(order)
-                if not fixed_lr:
-                    # A fresh schedule's first epoch counts no samples seen (sklearn
-                    # makes a new optimizer per fit: its first epoch runs at lr0).
-                    seen = self.t_ if self._epoch > 0 else 0
-                    lrs = np.ascontiguousarray(self._schedule.epoch_rates(
-                        self._epoch, int(opt["scalars"][0]), steps_per_epoch, seen),
-                        dtype=np.float64)
-                grad_norm_sum[:] = 0
-                try:
-                    loss_sum, n_steps = self._train_one_epoch(
-                        net, params, stats, opt, X_train, y_train, sw_train, order,
-                        batch_size, lrs, seed, grad_norm_sum)
-                except _core.NonFiniteError:
-                    self._unpack(layout, params, stats)
-                    raise DivergenceError(
-                        f"Training diverged in epoch {self._epoch + 1}: the loss or a "
-                        "gradient became NaN or infinite. The model keeps the last finite "
-                        "weights. Try a lower learning_rate_init, gradient clipping "
-                        "(clipnorm=1.0), batch_norm=True, or scaling the inputs.") from None
-                self._epoch += 1
-                self.n_iter_ += 1
-                self.loss_ = loss_sum / n_samples
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                h = self.history_
-                h["loss"].append(self.loss_)
-                h["lr"].append(float(lrs[-1]) if len(lrs) else float(self.learning_rate_init))
-                h["grad_norm"].append(list(grad_norm_sum / max(n_steps, 1)))
-                monitor_grads.check(self._epoch, h["grad_norm"][-1], layout.n_layers)
-                monitor = self.loss_
-                if early_stopping:
-                    out = self._forward_flat(layout, params, stats, X_val)
-                    val_loss = _loss_value(self._loss_name(), y_val, out, sw_val)
-                    h["val_loss"].append(val_loss)
-                    monitor = val_loss
-                    val_score = self._score_from_output(out, y_val_labels, sw_val)
-                    h["val_score"].append(val_score)
-                    self.validation_scores_.append(val_score)
-                    if val_score < self.best_validation_score_ + self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    if val_score > self.best_validation_score_:
-                        self.best_validation_score_ = val_score
-                        best = (params.copy(), stats.copy())
-                else:
-                    if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                        self._no_improvement_count += 1
-                    else:
-                        self._no_improvement_count = 0
-                    if self.loss_curve_[-1] < self.best_loss_:
-                        self.best_loss_ = self.loss_curve_[-1]
+                lrs, loss_sum, n_steps = self._run_epoch(run)
+                monitor = self._record_epoch(run, lrs, loss_sum, n_steps)
                 # The epoch is fully recorded before any user code (a schedule)
                 # runs, and before a held Ctrl-C stops the loop.
-                h["time"].append(time.perf_counter() - t0)
+                self.history_["time"].append(time.perf_counter() - t0)
                 if self.verbose:
-                    print(epoch_line(self._epoch, self.max_iter, h, h["time"][-1]), flush=True)
+                    self._print_epoch(run.val is not None)
                 self._schedule.end_epoch(monitor)
                 if ctrl_c.requested:
                     raise KeyboardInterrupt
-                if self._no_improvement_count > self.n_iter_no_change:
-                    if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    stop = True if fixed_lr else self._schedule.on_no_improvement(
-                        verbose=self.verbose, msg=msg)
-                    if fixed_lr and self.verbose:
-                        print(msg + " Stopping.")
-                    if stop:
-                        break
-                    self._no_improvement_count = 0
-                if incremental:
+                if self._stop_without_improvement(run) or incremental:
                     break
                 if self.n_iter_ == self.max_iter:
                     warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and "
@@ -837,13 +815,197 @@ class BaseMultilayerPerceptron(BaseEstimator):
             warnings.warn("Training interrupted by user.")
         finally:
             ctrl_c.close()
-        if early_stopping and self.restore_best_weights:
-            params, stats = best
-        self._unpack(layout, params, stats)
+        if run.val is not None and self.restore_best_weights:
+            run.params, run.stats = run.best
+        self._unpack(layout, run.params, run.stats)
         self._check_finite_weights()
 
+    def _start_stochastic(self, net, layout, params, stats, X, y, sample_weight, incremental):
+        """Everything one stochastic fit keeps across its epochs, in one
+        namespace: the network and its buffers, optimizer state, the training
+        data and (early stopping) validation data, batch size, rates, seed."""
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        opt = self._optimizer_state_for(layout, params, incremental)
+        train, val = self._split_validation(X, y, sample_weight)
+        n_samples = train[0].shape[0]
+        batch_size = self._batch_size(n_samples)
+        steps_per_epoch = -(-n_samples // batch_size)
+        self._start_schedule(n_samples, steps_per_epoch, incremental)
+        # sklearn's learning_rate strings only ever drive the 'sgd' solver.
+        fixed_lr = (self.solver != "sgd" and isinstance(self.learning_rate, str)
+                    and self.learning_rate in ("constant", "invscaling", "adaptive"))
+        # Drawn only when masks are needed, so that without dropout the random
+        # stream (and so the shuffling) is exactly sklearn's.
+        net_has_dropout = any(r > 0 for r in self._dropout_rates(layout.n_layers))
+        seed = int(self._random_state.randint(0, 2**31 - 1)) if net_has_dropout else 0
+        return SimpleNamespace(
+            net=net, layout=layout, params=params, stats=stats, opt=opt, train=train,
+            val=val, n_samples=n_samples, batch_size=batch_size,
+            steps_per_epoch=steps_per_epoch, incremental=incremental,
+            fixed_lrs=(np.full(steps_per_epoch, float(self.learning_rate_init))
+                       if fixed_lr else None),
+            seed=seed, order=np.arange(n_samples, dtype=np.int64),
+            grad_norm_sum=np.zeros(layout.n_layers), monitor_grads=GradientMonitor(),
+            best=(params.copy(), stats.copy()) if val is not None else None, diverged=False)
+
+    def _optimizer_state_for(self, layout, params, incremental):
+        """The optimizer's moments: kept by partial_fit, fresh otherwise."""
+        opt = getattr(self, "_optimizer_state", None)
+        if not incremental or opt is None or opt["m"].shape != params.shape \
+                or opt["m"].dtype != params.dtype:
+            self._optimizer_state = self._new_optimizer_state(layout.n_params, params.dtype)
+        return self._optimizer_state
+
+    def _split_validation(self, X, y, sample_weight):
+        """(X, y, sample_weight) to train on, and with early stopping the
+        validation data (X, y, labels, sample_weight) split off as sklearn
+        does (same draws); None without early stopping."""
+        if not self.early_stopping:
+            return (X, y, sample_weight), None
+        should_stratify = is_classifier(self) and self.n_outputs_ == 1
+        # On the binarized target as bool, as sklearn: y is already cast to
+        # the model's float dtype, and the split's errors name its classes.
+        stratify = (y != 0) if should_stratify else None
+        arrays = [X, y] if sample_weight is None else [X, y, sample_weight]
+        split = train_test_split(*arrays, random_state=self._random_state,
+                                 test_size=self.validation_fraction, stratify=stratify)
+        X_train, X_val, y_train, y_val = split[:4]
+        sw_train, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase "
+                             "'validation_fraction' or the size of your dataset.")
+        y_val_labels = (self._label_binarizer.inverse_transform(y_val)
+                        if is_classifier(self) else y_val)
+        if sw_train is not None:
+            sw_train = np.ascontiguousarray(sw_train)
+        return ((X_train, np.ascontiguousarray(y_train), sw_train),
+                (X_val, y_val, y_val_labels, sw_val))
+
+    def _start_schedule(self, n_samples, steps_per_epoch, incremental):
+        if not incremental or not hasattr(self, "_schedule"):
+            self._schedule = make_schedule(self.learning_rate, power_t=self.power_t)
+            self._schedule.start(float(self.learning_rate_init), n_epochs=self.max_iter,
+                                 steps_per_epoch=steps_per_epoch, n_samples=n_samples)
+            self._epoch = 0
+
+    def _epoch_rates(self, run):
+        """The learning rate of each step of the coming epoch."""
+        if run.fixed_lrs is not None:
+            return run.fixed_lrs
+        # A fresh schedule's first epoch counts no samples seen (sklearn
+        # makes a new optimizer per fit: its first epoch runs at lr0).
+        seen = self.t_ if self._epoch > 0 else 0
+        return np.ascontiguousarray(self._schedule.epoch_rates(
+            self._epoch, int(run.opt["scalars"][0]), run.steps_per_epoch, seen),
+            dtype=np.float64)
+
+    def _run_epoch(self, run):
+        """Shuffle (sklearn's draw), then one epoch in C. Returns (rates,
+        loss_sum, n_steps); after a divergence with early stopping, NaN."""
+        if self.shuffle:
+            self._random_state.shuffle(run.order)
+        lrs = self._epoch_rates(run)
+        run.grad_norm_sum[:] = 0
+        if run.diverged:
+            return lrs, np.nan, 0
+        try:
+            loss_sum, n_steps = self._train_one_epoch(
+                run.net, run.params, run.stats, run.opt, *run.train, run.order,
+                run.batch_size, lrs, run.seed, run.grad_norm_sum, run.incremental)
+        except _core.NonFiniteError:
+            self._on_divergence(run)
+            return lrs, np.nan, 0
+        return lrs, loss_sum, n_steps
+
+    def _on_divergence(self, run):
+        """Keep the last finite weights; raise, or with early stopping (and
+        restore_best_weights) go on as sklearn does: warn, NaN epochs, best
+        weights restored at the end."""
+        self._unpack(run.layout, run.params, run.stats)
+        if not (run.val is not None and self.restore_best_weights):
+            raise _divergence_error(self._epoch + 1) from None
+        run.diverged = True
+        _warn_diverged_early_stopping(self._epoch + 1)
+
+    def _record_epoch(self, run, lrs, loss_sum, n_steps):
+        """loss_, t_, loss_curve_, history_ and, with early stopping, the
+        validation figures; updates the no-improvement count. Returns the
+        figure a schedule watches (validation loss, else training loss)."""
+        self._epoch += 1
+        self.n_iter_ += 1
+        self.loss_ = loss_sum / run.n_samples
+        self.t_ += run.n_samples
+        self.loss_curve_.append(self.loss_)
+        h = self.history_
+        h["loss"].append(self.loss_)
+        h["lr"].append(float(lrs[-1]) if len(lrs) else float(self.learning_rate_init))
+        h["grad_norm"].append(list(run.grad_norm_sum / max(n_steps, 1)))
+        run.monitor_grads.check(self._epoch, h["grad_norm"][-1], run.layout.n_layers)
+        if run.val is None:
+            self._update_no_improvement_count(run, None)
+            return self.loss_
+        val_loss, val_score = self._validate(run)
+        h["val_loss"].append(val_loss)
+        h["val_score"].append(val_score)
+        self.validation_scores_.append(val_score)
+        self._update_no_improvement_count(run, val_score)
+        return val_loss
+
+    def _validate(self, run):
+        """(validation loss, validation score) of the current weights; NaN
+        once diverged (sklearn's weights are NaN from there on)."""
+        if run.diverged:
+            return np.nan, np.nan
+        X_val, y_val, y_val_labels, sw_val = run.val
+        out = self._forward_flat(run.layout, run.params, run.stats, X_val)
+        return (_loss_value(self._loss_name(), y_val, out, sw_val),
+                self._score_from_output(out, y_val_labels, sw_val))
+
+    def _update_no_improvement_count(self, run, val_score):
+        """sklearn's rule: on the validation score with early stopping (and
+        keep the best weights), else on the training loss."""
+        if run.val is not None:
+            if val_score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if val_score > self.best_validation_score_:
+                self.best_validation_score_ = val_score
+                run.best = (run.params.copy(), run.stats.copy())
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _print_epoch(self, validating):
+        h = self.history_
+        print(epoch_line(self.n_iter_, h, h["time"][-1]), flush=True)
+        if validating:
+            print("Validation score: %f" % self.validation_scores_[-1], flush=True)
+
+    def _stop_without_improvement(self, run):
+        """After n_iter_no_change epochs without improvement: stop, or let
+        the schedule lower the rate ('adaptive', 'plateau') and go on."""
+        if self._no_improvement_count <= self.n_iter_no_change:
+            return False
+        what = "Validation score" if run.val is not None else "Training loss"
+        msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
+               % (what, self.tol, self.n_iter_no_change))
+        if run.fixed_lrs is not None:
+            if self.verbose:
+                print(msg + " Stopping.")
+            return True
+        if self._schedule.on_no_improvement(verbose=self.verbose, msg=msg):
+            return True
+        self._no_improvement_count = 0
+        return False
+
     def _train_one_epoch(self, net, params, stats, opt, X, y, sample_weight, order,
-                         batch_size, lrs, seed, grad_norm_sum):
+                         batch_size, lrs, seed, grad_norm_sum, incremental):
         """One epoch, all or nothing: on divergence (a NaN or infinite loss,
         gradient or updated weight) or a Ctrl-C that stops the C loop, the
         parameters, statistics and optimizer state are put back as they were
@@ -854,7 +1016,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         start = [a.copy() for a in state]
         try:
             result = self._run_epoch_steps(net, params, stats, opt, X, y, sample_weight, order,
-                                           batch_size, lrs, seed, grad_norm_sum)
+                                           batch_size, lrs, seed, grad_norm_sum, incremental)
             if not (np.isfinite(params).all() and np.isfinite(stats).all()):
                 raise _core.NonFiniteError("an update made the weights NaN or infinite")
             return result
@@ -872,17 +1034,20 @@ class BaseMultilayerPerceptron(BaseEstimator):
                              "and >= 0.")
 
     def _run_epoch_steps(self, net, params, stats, opt, X, y, sample_weight, order,
-                         batch_size, lrs, seed, grad_norm_sum):
+                         batch_size, lrs, seed, grad_norm_sum, incremental):
         """One epoch in C: a single call, or (verbose >= 2) one call per chunk
-        of steps so a progress bar can advance in between. A second Ctrl-C
-        stops the C loop after its current step (KeyboardInterrupt)."""
+        of steps so a progress bar can advance in between (numbered within
+        this call, as the verbose lines: partial_fit runs epoch 1 of 1). A
+        second Ctrl-C stops the C loop after its current step
+        (KeyboardInterrupt)."""
         chunks = epoch_chunks(len(lrs), int(self.verbose))
         if len(chunks) == 1:
             return _core.train_epoch(net, params, stats, opt["m"], opt["v"], opt["scalars"],
                                      X, y, sample_weight, order, batch_size, lrs, seed,
                                      grad_norm_sum,
                                      interrupt_after=InterruptAtEpochEnd.presses_to_stop())
-        bar = EpochProgress(self._epoch + 1, self.max_iter, len(lrs), int(self.verbose))
+        bar = EpochProgress(self.n_iter_ + 1, 1 if incremental else self.max_iter, len(lrs),
+                            int(self.verbose))
         loss_sum, n_steps = 0.0, 0
         try:
             for s0, s1 in chunks:

@@ -14,14 +14,20 @@ name                      scale  fan       distribution
 ``fan_avg = (fan_in + fan_out) / 2``. The truncated normal is N(0, stddev²)
 cut at ±2·stddev with ``stddev = sqrt(scale / fan) / 0.87962566103423978``;
 the divisor restores the variance to exactly ``scale / fan``.
-Biases are not handled here: they start at 0.
+With these Keras initializers biases start at 0.
+
+``sklearn`` is scikit-learn's own scheme (:func:`init_sklearn_layer`): kernel
+*and* bias uniform in ±sqrt(factor / (fan_in + fan_out)), factor 6 (2 for
+logistic), drawn kernel first, then bias, from the estimator's RandomState, so
+that the same ``random_state`` gives scikit-learn's initial weights.
 """
 
 import numpy as np
 
 from ._core import AUTO_INITIALIZER
 
-__all__ = ["INITIALIZERS", "resolve_initializer", "init_kernel"]
+__all__ = ["INITIALIZERS", "SKLEARN_ACTIVATIONS", "resolve_initializer", "init_kernel",
+           "init_sklearn_layer"]
 
 # name -> (scale, fan mode, distribution)
 _SPECS = {
@@ -34,7 +40,11 @@ _SPECS = {
 }
 
 #: Valid values of the estimators' ``kernel_initializer`` parameter.
-INITIALIZERS = ("auto",) + tuple(_SPECS)
+INITIALIZERS = ("auto", "sklearn") + tuple(_SPECS)
+
+#: scikit-learn's hidden activations: 'auto' initializes them as scikit-learn
+#: does (their rows of the C core's activation registry say "sklearn").
+SKLEARN_ACTIVATIONS = frozenset(a for a, init in AUTO_INITIALIZER.items() if init == "sklearn")
 
 # stddev of a standard normal truncated to [-2, 2] (Keras' constant).
 _TRUNC_STD = 0.87962566103423978
@@ -51,13 +61,12 @@ def resolve_initializer(name, activation):
     """Resolve ``'auto'`` to a concrete initializer for a layer's activation.
 
     ``'auto'`` takes the activation's ``auto_init`` entry in the C core's
-    activation registry (``csrc/fastnn.h``), today:
-    ``'he_uniform'`` for relu, leaky_relu, elu and swish,
+    activation registry (``csrc/fastnn.h``): ``'sklearn'`` for scikit-learn's activations (identity,
+    logistic, tanh, relu: the same ``random_state`` then gives scikit-learn's
+    model), ``'he_uniform'`` for the chapter's leaky_relu, elu and swish,
     ``'lecun_normal'`` for selu (the self-normalizing setting recommended by
     Klambauer et al., Keras and Géron) and ``'glorot_uniform'`` for anything
-    else (identity, logistic, tanh, ...). For tanh/identity this is exactly
-    scikit-learn's own initialization of the weights (U(±sqrt(6/(fan_in +
-    fan_out)))); for logistic scikit-learn uses a bound sqrt(2) times smaller.
+    else.
 
     Parameters
     ----------
@@ -69,7 +78,8 @@ def resolve_initializer(name, activation):
     Returns
     -------
     name : str
-        A concrete initializer name (never ``'auto'``).
+        A concrete initializer name (never ``'auto'``); ``'sklearn'`` is
+        drawn by :func:`init_sklearn_layer`, the others by :func:`init_kernel`.
 
     Raises
     ------
@@ -94,14 +104,57 @@ def _truncated_standard_normal(rng, size):
     return out
 
 
+def _check_layer_args(fan_in, fan_out, dtype):
+    for arg, val in (("fan_in", fan_in), ("fan_out", fan_out)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
+            raise ValueError(f"{arg} must be an integer >= 1, got {val!r}.")
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise ValueError(f"dtype must be a floating dtype, got {dtype}.")
+    return dtype
+
+
+def init_sklearn_layer(fan_in, fan_out, activation, rng, dtype=np.float64):
+    """scikit-learn's initialization of one Dense layer (Glorot et al.).
+
+    Kernel and bias are uniform in ±sqrt(factor / (fan_in + fan_out)) with
+    factor 2 for 'logistic', 6 otherwise, drawn in float64 in this order
+    (kernel of shape (fan_in, fan_out), then bias) and then cast: the same
+    draws from ``rng`` as scikit-learn's ``MLP._init_coef``.
+
+    Parameters
+    ----------
+    fan_in, fan_out : int
+        Number of inputs and outputs of the layer, >= 1.
+    activation : str
+        The activation that sets the factor. scikit-learn uses its
+        ``activation`` parameter for every layer, the output layer included.
+    rng : numpy.random.RandomState
+        Source of randomness (``sklearn.utils.check_random_state`` output).
+    dtype : dtype, default=np.float64
+        Floating dtype of the result.
+
+    Returns
+    -------
+    kernel : ndarray of shape (fan_in, fan_out)
+    bias : ndarray of shape (fan_out,)
+    """
+    dtype = _check_layer_args(fan_in, fan_out, dtype)
+    factor = 2.0 if activation == "logistic" else 6.0
+    bound = np.sqrt(factor / (fan_in + fan_out))
+    kernel = rng.uniform(-bound, bound, (int(fan_in), int(fan_out)))
+    bias = rng.uniform(-bound, bound, int(fan_out))
+    return kernel.astype(dtype, copy=False), bias.astype(dtype, copy=False)
+
+
 def init_kernel(name, fan_in, fan_out, rng, dtype=np.float64):
     """Draw a Dense kernel of shape ``(fan_in, fan_out)``.
 
     Parameters
     ----------
     name : str
-        A concrete initializer (one of :data:`INITIALIZERS` except ``'auto'``;
-        see :func:`resolve_initializer`).
+        A concrete Keras initializer (one of :data:`INITIALIZERS` except
+        ``'auto'`` and ``'sklearn'``; see :func:`resolve_initializer`).
     fan_in, fan_out : int
         Number of inputs and outputs of the layer, >= 1.
     rng : numpy.random.RandomState
@@ -116,7 +169,8 @@ def init_kernel(name, fan_in, fan_out, rng, dtype=np.float64):
     Raises
     ------
     ValueError
-        For an unknown name, ``'auto'``, non-positive fans or a non-float dtype.
+        For an unknown name, ``'auto'``, ``'sklearn'``, non-positive fans or a
+        non-float dtype.
     """
     if not isinstance(name, str) or name not in _SPECS:
         if name == "auto":
@@ -124,13 +178,11 @@ def init_kernel(name, fan_in, fan_out, rng, dtype=np.float64):
                 "kernel_initializer 'auto' must be resolved with "
                 "resolve_initializer() before init_kernel()."
             )
+        if name == "sklearn":
+            raise ValueError("kernel_initializer 'sklearn' draws the bias too: use "
+                             "init_sklearn_layer().")
         raise _unknown(name)
-    for arg, val in (("fan_in", fan_in), ("fan_out", fan_out)):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < 1:
-            raise ValueError(f"{arg} must be an integer >= 1, got {val!r}.")
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        raise ValueError(f"dtype must be a floating dtype, got {dtype}.")
+    dtype = _check_layer_args(fan_in, fan_out, dtype)
 
     scale, mode, dist = _SPECS[name]
     fan = fan_in if mode == "fan_in" else (fan_in + fan_out) / 2.0

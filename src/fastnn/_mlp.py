@@ -62,14 +62,19 @@ _PARAMETERS_DOC = """
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialization, the validation split, shuffling, dropout
-        masks and MC-dropout passes.
+        masks and MC-dropout passes, drawn in scikit-learn's order (without
+        dropout the draws are exactly scikit-learn's).
 
     tol : float, default=1e-4
         Improvement below which an epoch counts as not improving (see
         ``n_iter_no_change``); lbfgs's gradient tolerance.
 
     verbose : bool or int, default=False
-        Print progress messages.
+        Print progress messages: scikit-learn's ``Iteration N, loss = ...``
+        line per epoch (N counted within the call, as ``n_iter_``) followed by
+        the epoch's time, validation loss and learning rate, and with early
+        stopping its ``Validation score: ...`` line; 2 also draws a progress
+        bar within each epoch (tqdm).
 
     warm_start : bool, default=False
         Reuse the previous solution (``coefs_``, ``intercepts_`` and the BN
@@ -84,7 +89,10 @@ _PARAMETERS_DOC = """
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the data (stratified for
         single-output classification) and stop when its score stops
-        improving.
+        improving. If training diverges, as scikit-learn: a warning, NaN
+        losses and validation scores for the remaining epochs, and the best
+        epoch's weights (without early stopping, or with
+        ``restore_best_weights=False``, a :class:`fastnn.DivergenceError`).
 
     validation_fraction : float, default=0.1
         Fraction held out for early stopping.
@@ -109,13 +117,20 @@ _PARAMETERS_DOC = """
         Starting value of AdaGrad's accumulators (Keras's default).
 
     kernel_initializer : str, default='auto'
-        Initialization of the hidden layers' kernels: 'glorot_uniform',
-        'glorot_normal', 'he_uniform', 'he_normal', 'lecun_uniform',
-        'lecun_normal' (Keras 3 VarianceScaling semantics, normal variants
-        truncated at two standard deviations) or 'auto': He for relu,
-        leaky_relu, elu and swish, LeCun for selu, Glorot otherwise (see
-        :func:`fastnn._init.resolve_initializer`). The output layer uses
-        Glorot uniform (Keras's Dense default). Biases start at zero.
+        Initialization of each layer: 'sklearn' is scikit-learn's scheme
+        (kernel and bias uniform in +-sqrt(6 / (fan_in + fan_out)), 2 instead
+        of 6 for 'logistic', drawn from ``random_state`` as scikit-learn does);
+        'glorot_uniform', 'glorot_normal', 'he_uniform', 'he_normal',
+        'lecun_uniform', 'lecun_normal' follow Keras 3 (VarianceScaling,
+        normal variants truncated at two standard deviations, biases start at
+        zero, the output layer Glorot uniform as Keras's Dense default).
+        'auto' picks per layer from its activation: 'sklearn' for identity,
+        logistic, tanh and relu, He uniform for leaky_relu, elu and swish,
+        LeCun normal for selu (see :func:`fastnn._init.resolve_initializer`);
+        the output layer follows the ``activation`` parameter as in
+        scikit-learn (the last hidden activation when given per layer). So by
+        default, with scikit-learn's activations, the same ``random_state``
+        gives scikit-learn's model.
 
     batch_norm : {False, True, 'before', 'after'}, default=False
         BatchNormalization on every hidden layer, before (True) or after its

@@ -1,9 +1,9 @@
 """Progress reporting and training diagnostics (Python side, per epoch).
 
-verbose=1 prints one Keras-like line per epoch; verbose=2 also draws a tqdm
-progress bar inside each epoch, advanced once per chunk of steps (the C loop
-is called once per chunk, never per step, so printing costs nothing
-measurable). After each epoch the per-layer gradient norms are checked for
+verbose=1 prints scikit-learn's lines per epoch, with Keras-like figures added;
+verbose=2 also draws a tqdm progress bar inside each epoch, advanced once per
+chunk of steps (the C loop is called once per chunk, never per step, so
+printing costs nothing measurable). After each epoch the per-layer gradient norms are checked for
 the chapter's two failure modes, vanishing and exploding gradients.
 """
 
@@ -67,13 +67,13 @@ class EpochProgress:
             self.bar.close()
 
 
-def epoch_line(epoch, max_epochs, history, seconds):
-    """Keras-like summary of one epoch from the last history_ entries."""
-    parts = [f"Epoch {epoch}/{max_epochs}", f"{seconds:.3f}s",
-             f"loss: {history['loss'][-1]:.6f}"]
+def epoch_line(iteration, history, seconds):
+    """scikit-learn's verbose line for one epoch (``Iteration N, loss = ...``,
+    N counted within the call as sklearn's n_iter_), then Keras-like figures
+    from the last history_ entries."""
+    parts = ["Iteration %d, loss = %.8f" % (iteration, history["loss"][-1]), f"{seconds:.3f}s"]
     if history.get("val_loss"):
         parts.append(f"val_loss: {history['val_loss'][-1]:.6f}")
-        parts.append(f"val_score: {history['val_score'][-1]:.6f}")
     parts.append(f"lr: {history['lr'][-1]:.3g}")
     return " - ".join(parts)
 
@@ -101,7 +101,7 @@ class GradientMonitor:
                 f"Exploding gradients in epoch {epoch}: the kernel gradient of {names[i]} "
                 f"has norm {norms[i]:.3g}. Try gradient clipping (clipnorm=1.0 or "
                 "global_clipnorm), a lower learning_rate_init, or batch_norm=True.",
-                GradientWarning, stacklevel=4)
+                GradientWarning, stacklevel=5)
         if "vanishing" not in self.warned and top > 0:
             i = norms.index(min(norms))
             if norms[i] < VANISHING_RATIO * top:
@@ -112,7 +112,7 @@ class GradientMonitor:
                     f"the largest layer's ({norms[i]:.3g} vs {top:.3g}). Try He or LeCun "
                     "initialization (kernel_initializer), a non-saturating activation "
                     "('relu', 'elu', 'selu'), or batch_norm=True.",
-                    GradientWarning, stacklevel=4)
+                    GradientWarning, stacklevel=5)
 
 
 class InterruptAtEpochEnd:

@@ -193,33 +193,56 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
     >>> fig = plot_history(clf)                               # doctest: +SKIP
     >>> fig.savefig("history.png")                            # doctest: +SKIP
     """
-    if hasattr(est, "steps") and hasattr(est, "_final_estimator"):  # Pipeline
-        check_is_fitted(est)
-        est = est._final_estimator
-    check_is_fitted(est)
+    est = _fitted_final_estimator(est)
     plt = _import_pyplot()
     from matplotlib.ticker import MaxNLocator
 
-    if axes is None:
-        fig, axes = plt.subplots(1, 3, figsize=figsize or (14, 4), layout="constrained")
-    else:
-        axes = list(np.ravel(np.asarray(axes, dtype=object)))
-        if len(axes) != 3:
-            raise ValueError(f"axes must hold 3 matplotlib Axes, got {len(axes)}")
-        try:  # the root Figure, also when the axes live in a SubFigure
-            fig = axes[0].get_figure(root=True)
-        except TypeError:  # matplotlib < 3.10: no root argument
-            fig = axes[0].figure
-    ax_loss, ax_lr, ax_grad = axes
-
+    fig, axes = _figure_and_axes(plt, axes, figsize)
     h = _history(est)
     lbfgs = getattr(est, "solver", None) == "lbfgs"
     xlabel = "iteration" if lbfgs else "epoch"
     missing = "lbfgs records none" if lbfgs else f"{type(est).__name__} records none"
-    loss, val_loss = _series(h["loss"]), _series(h["val_loss"])
-    val_score, lr = _series(h["val_score"]), _series(h["lr"])
+    handles, loss_axes = _plot_loss_panel(axes[0], est, h, lbfgs)
+    _plot_lr_panel(axes[1], est, _series(h["lr"]), log_lr, missing)
+    _plot_grad_panel(axes[2], plt, est, h["grad_norm"], log_grad, missing)
+    for ax in axes:
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if handles:  # placed last: it needs the final layout of the whole figure
+        curves = [line for ax in loss_axes for line in ax.lines
+                  if line.get_gid() != "best_epoch"]
+        _legend_clear_of(axes[0], handles, curves, fig)
+    return fig
 
-    # (1) loss, validation loss, validation score on a twin axis
+
+def _fitted_final_estimator(est):
+    """est, or the last step of a Pipeline; NotFittedError if not fitted."""
+    if hasattr(est, "steps") and hasattr(est, "_final_estimator"):  # Pipeline
+        check_is_fitted(est)
+        est = est._final_estimator
+    check_is_fitted(est)
+    return est
+
+
+def _figure_and_axes(plt, axes, figsize):
+    """A new one-row figure of three panels, or the given axes and their figure."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=figsize or (14, 4), layout="constrained")
+        return fig, list(axes)
+    axes = list(np.ravel(np.asarray(axes, dtype=object)))
+    if len(axes) != 3:
+        raise ValueError(f"axes must hold 3 matplotlib Axes, got {len(axes)}")
+    try:  # the root Figure, also when the axes live in a SubFigure
+        fig = axes[0].get_figure(root=True)
+    except TypeError:  # matplotlib < 3.10: no root argument
+        fig = axes[0].figure
+    return fig, axes
+
+
+def _plot_loss_panel(ax_loss, est, h, lbfgs):
+    """(1) loss, validation loss, validation score on a twin axis, the best
+    epoch; returns the legend handles and the axes whose lines it must not cover."""
+    loss, val_loss, val_score = _series(h["loss"]), _series(h["val_loss"]), _series(h["val_score"])
     handles, loss_axes = [], [ax_loss]
     if loss.size:
         label = "final training loss (lbfgs)" if lbfgs and loss.size == 1 else "training loss"
@@ -232,12 +255,12 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
                                 color="C1", **_style(val_loss.size))
     if val_score.size:
         ax_score = ax_loss.twinx()
-        loss_axes.append(ax_score)
         name = "accuracy" if is_classifier(est) else "R²"
         handles += ax_score.plot(_epochs(val_score.size, est), val_score, color="C2",
                                  linestyle="--", label=f"validation score ({name})",
                                  **_style(val_score.size))
         ax_score.set_ylabel(f"validation {name}")
+        loss_axes.append(ax_score)
         # draw the loss axes (and its legend) above the twin's line
         ax_loss.set_zorder(ax_score.get_zorder() + 1)
         ax_loss.patch.set_visible(False)
@@ -250,10 +273,12 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
         handles.append(ax_loss.axvline(epoch, color="0.3", linestyle=":", linewidth=1.2,
                                        label=label, gid="best_epoch"))
     ax_loss.set_title("loss")
-    ax_loss.set_xlabel(xlabel)
     ax_loss.set_ylabel("loss")
+    return handles, loss_axes
 
-    # (2) learning rate
+
+def _plot_lr_panel(ax_lr, est, lr, log_lr, missing):
+    """(2) learning rate."""
     if lr.size:
         ax_lr.plot(_epochs(lr.size, est), lr, color="C3", **_style(lr.size))
         if log_lr:
@@ -261,11 +286,11 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
     else:
         _no_data(ax_lr, f"no per-epoch learning rate\n({missing})")
     ax_lr.set_title("learning rate")
-    ax_lr.set_xlabel(xlabel)
     ax_lr.set_ylabel("learning rate")
 
-    # (3) per-layer gradient norms
-    grads = h["grad_norm"]
+
+def _plot_grad_panel(ax_grad, plt, est, grads, log_grad, missing):
+    """(3) per-layer gradient norms."""
     grads = np.asarray(grads, dtype=float) if grads is not None and len(grads) else None
     if grads is not None:
         if grads.ndim == 1:
@@ -283,12 +308,4 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
     else:
         _no_data(ax_grad, f"no gradient norms recorded\n({missing})")
     ax_grad.set_title("gradient norm per layer")
-    ax_grad.set_xlabel(xlabel)
     ax_grad.set_ylabel("mean L2 norm of kernel gradient")
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if handles:
-        curves = [line for ax in loss_axes for line in ax.lines
-                  if line.get_gid() != "best_epoch"]
-        _legend_clear_of(ax_loss, handles, curves, fig)
-    return fig
