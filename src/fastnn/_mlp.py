@@ -107,14 +107,17 @@ _PARAMETERS_DOC = """
     initial_accumulator_value : float, default=0.1
         Starting value of AdaGrad's accumulators (Keras's default).
 
-    kernel_initializer : str, default='auto'
+    kernel_initializer : str or VarianceScaling, default='auto'
         Initialization of the hidden layers' kernels: 'glorot_uniform',
         'glorot_normal', 'he_uniform', 'he_normal', 'lecun_uniform',
         'lecun_normal' (Keras 3 VarianceScaling semantics, normal variants
         truncated at two standard deviations) or 'auto': He for relu,
         leaky_relu, elu and swish, LeCun for selu, Glorot otherwise (see
         :func:`fastnn._init.resolve_initializer`). The output layer uses
-        Glorot uniform (Keras's Dense default). Biases start at zero.
+        Glorot uniform (Keras's Dense default). Biases start at zero. A
+        :class:`fastnn.initializers.VarianceScaling` object gives any scale,
+        fan mode and distribution (searchable as
+        ``kernel_initializer__<param>``).
 
     batch_norm : {False, True, 'before', 'after'}, default=False
         BatchNormalization on every hidden layer, before (True) or after its
