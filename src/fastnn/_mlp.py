@@ -41,9 +41,10 @@ _PARAMETERS_DOC = """
         sklearn's 'constant', 'invscaling' and 'adaptive' (which, as in
         sklearn, only change the 'sgd' solver's rate), or a schedule applied to
         every solver but lbfgs: 'power', 'exponential', 'piecewise',
-        'plateau', 'one_cycle', or an instance from :mod:`fastnn.schedules`
-        (``Power``, ``Exponential``, ``PiecewiseConstant``,
-        ``ReduceOnPlateau``, ``OneCycle``, ...) whose parameters can be
+        'plateau', 'one_cycle', 'cosine', 'polynomial', or an instance from
+        :mod:`fastnn.schedules` (``Power``, ``Exponential``,
+        ``PiecewiseConstant``, ``ReduceOnPlateau``, ``OneCycle``,
+        ``CosineDecay``, ``PolynomialDecay``, ...) whose parameters can be
         searched as ``learning_rate__<param>``. Rates are computed per step
         in Python and handed to the C loop once per epoch.
 
