@@ -211,7 +211,7 @@ def find_learning_rate(estimator, X, y, *, min_lr=1e-6, max_lr=10.0, epochs=1,
     partial_kwargs = {"classes": unique_labels(y)} if is_classifier(est) else {}
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight)
-    rng = check_random_state(estimator.random_state)
+    rng = check_random_state(est.random_state)  # the clone's copy: the original stays as it is
     order = np.arange(n_samples)
 
     rates, losses, stopped = [], [], False
