@@ -255,13 +255,22 @@ FNN_HOT void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n,
     });
 }
 
+/* X's values when they are of the other floating type (fnn_data.x_other_type). */
+#if REAL_IS_FLOAT
+#define OTHER_REAL double
+#else
+#define OTHER_REAL float
+#endif
+
 void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64_t rows,
                       int nt)
 {
     const int64_t n_cols = data->n_cols;
+    const int other = data->x_other_type != 0;
     int64_t work = rows * n_cols;
     if (data->csr_indptr != NULL) {
         const REAL *val = (const REAL *)data->csr_data;
+        const OTHER_REAL *oval = (const OTHER_REAL *)data->csr_data;
         FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
             REAL *di = dst + i * n_cols;
             int64_t r = idx[i], start, stop;
@@ -271,19 +280,30 @@ void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64
                 const int64_t *col = (const int64_t *)data->csr_indices;
                 start = ptr[r];
                 stop = ptr[r + 1];
-                for (int64_t p = start; p < stop; p++) di[col[p]] += val[p];
+                for (int64_t p = start; p < stop; p++)
+                    di[col[p]] += other ? (REAL)oval[p] : val[p];
             } else {
                 const int32_t *ptr = (const int32_t *)data->csr_indptr;
                 const int32_t *col = (const int32_t *)data->csr_indices;
                 start = ptr[r];
                 stop = ptr[r + 1];
-                for (int64_t p = start; p < stop; p++) di[col[p]] += val[p];
+                for (int64_t p = start; p < stop; p++)
+                    di[col[p]] += other ? (REAL)oval[p] : val[p];
             }
         });
         return;
     }
-    const REAL *x = (const REAL *)data->x;
     const int64_t rs = data->row_stride, cs = data->col_stride;
+    if (other) { /* converted here, a batch at a time: X is never copied whole */
+        const OTHER_REAL *x = (const OTHER_REAL *)data->x;
+        FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
+            const OTHER_REAL *src = x + idx[i] * rs;
+            REAL *di = dst + i * n_cols;
+            for (int64_t j = 0; j < n_cols; j++) di[j] = (REAL)src[j * cs];
+        });
+        return;
+    }
+    const REAL *x = (const REAL *)data->x;
     FNN_PAR_FOR(nt, work, int64_t i = 0; i < rows; i++, {
         const REAL *src = x + idx[i] * rs;
         REAL *di = dst + i * n_cols;
@@ -293,5 +313,7 @@ void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64
             for (int64_t j = 0; j < n_cols; j++) di[j] = src[j * cs];
     });
 }
+
+#undef OTHER_REAL
 
 #endif

@@ -181,7 +181,8 @@ int fnn_sgemm_kernel_available(void);
 /*
  * Training data (or data to predict on): X is either dense, element (i, j)
  * at x[i*row_stride + j*col_stride] (any strides, no copy needed), or CSR
- * when csr_indptr != NULL.  X, y and sample_weight have the network's type.
+ * when csr_indptr != NULL.  y and sample_weight have the network's type; X
+ * too, unless x_other_type.
  */
 typedef struct {
     int64_t n_rows, n_cols;
@@ -191,6 +192,9 @@ typedef struct {
     const void *csr_indices;    /* int32 or int64, see csr_index64 */
     const void *csr_indptr;
     int32_t csr_index64;
+    int32_t x_other_type;       /* 1: X (dense, or CSR values) is of the other floating
+                                   type (double for a float network, float for a double
+                                   one), converted row by row as batches are gathered */
     const void *y;              /* n_rows x n_outputs, row-major; NULL for predict */
     const void *sample_weight;  /* n_rows; NULL means all ones */
 } fnn_data;

@@ -563,8 +563,8 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
         fnn_blas inner = blas != NULL ? *blas : (fnn_blas){NULL, NULL, 1, 0};
         inner.n_threads = 1;
         /* Contiguous dense input is read in place instead of gathered. */
-        const int direct = data->csr_indptr == NULL && data->col_stride == 1 &&
-                           data->row_stride == n_in;
+        const int direct = data->csr_indptr == NULL && !data->x_other_type &&
+                           data->col_stride == 1 && data->row_stride == n_in;
         const int check = nonfinite != NULL;
 #ifdef _OPENMP
         if (n_ws > 1 && fnn_parallel_allowed()) {

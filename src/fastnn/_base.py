@@ -106,6 +106,18 @@ def _cast_finite(a, dtype, name):
     return out
 
 
+def _check_range(X, dtype, name):
+    """A ValueError when finite float64 values of X overflow a float32 model
+    (X is converted batch by batch in C, so it is checked here, without a copy)."""
+    if np.dtype(dtype) != np.float32 or X.dtype != np.float64:
+        return
+    values = X.data if sp.issparse(X) else X
+    big = float(np.finfo(np.float32).max)
+    if values.size and (values.max() > big or values.min() < -big):
+        raise ValueError(f"{name} has values beyond the range of this model's float32; scale "
+                         "the data, or fit with dtype='float64'.")
+
+
 def _check_mc_samples(mc_samples):
     if isinstance(mc_samples, (bool, np.bool_)) or not isinstance(mc_samples, Integral) \
             or mc_samples < 0:
@@ -158,6 +170,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         "dropout_kind": [StrOptions({"auto", "standard", "alpha"})],
         "max_norm": [Interval(Real, 0, None, closed="neither"), None],
         "restore_best_weights": ["boolean"],
+        "dtype": [None, StrOptions({"float32", "float64"}),
+                  Options(type, {np.float32, np.float64})],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
@@ -167,7 +181,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                  n_iter_no_change, max_fun, rho, initial_accumulator_value,
                  kernel_initializer, batch_norm, batch_norm_input, batch_norm_momentum,
                  batch_norm_epsilon, clipvalue, clipnorm, global_clipnorm, penalty, l1_ratio,
-                 dropout, dropout_kind, max_norm, restore_best_weights):
+                 dropout, dropout_kind, max_norm, restore_best_weights, dtype):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -208,6 +222,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.dropout_kind = dropout_kind
         self.max_norm = max_norm
         self.restore_best_weights = restore_best_weights
+        self.dtype = dtype
 
     # ------------------------------------------------------------------
     # hyper-parameters resolved for one fit
@@ -381,14 +396,21 @@ class BaseMultilayerPerceptron(BaseEstimator):
     # input handling
     # ------------------------------------------------------------------
     @staticmethod
-    def _as_core_X(X, dtype):
-        """X as the core takes it: a dense array of `dtype` (any strides: no
-        copy for float C- or F-ordered input) or a checked CSR matrix."""
+    def _as_core_X(X, dtype, check_range=True):
+        """X as the core takes it: a dense float array (any strides: no copy
+        for float C- or F-ordered input) or a checked CSR matrix.  Float data
+        of the other float type than `dtype` is not copied: C converts it a
+        batch at a time.  check_range: refuse float64 values beyond a float32
+        model's range now (prediction checks only when an output is not
+        finite, see _forward_unlocked)."""
+        floats = (np.float32, np.float64)
         if sp.issparse(X):
             X = X.tocsr()
-            if X.dtype != dtype:
+            if X.dtype not in floats:
                 X = X.astype(dtype)
                 _cast_finite(X.data, dtype, "X")
+            elif check_range:
+                _check_range(X, dtype, "X")
             if X.indices.dtype != X.indptr.dtype:
                 idx = np.result_type(X.indices.dtype, X.indptr.dtype)
                 X.indices = X.indices.astype(idx)
@@ -398,8 +420,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
             X.indptr = np.ascontiguousarray(X.indptr)
             return X  # its structure is checked by _core before C sees it
         X = np.asarray(X)
-        if X.dtype != dtype:
+        if X.dtype not in floats:
             X = _cast_finite(X, dtype, "X")
+        elif check_range:
+            _check_range(X, dtype, "X")
         return X
 
     # ------------------------------------------------------------------
@@ -425,7 +449,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
         self._random_state = check_random_state(self.random_state)
         if first_pass:
-            self._initialize(y, layer_units, X.dtype, hidden_acts)
+            compute = X.dtype if self.dtype is None else np.dtype(self.dtype)
+            self._initialize(y, layer_units, compute, hidden_acts)
         dtype = self._model_dtype()
         X = self._as_core_X(X, dtype)
         y = np.ascontiguousarray(_cast_finite(y, dtype, "y"))
@@ -679,7 +704,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         _check_fitted(self)
         X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False,
                           dtype=(np.float64, np.float32), ensure_all_finite=ensure_all_finite)
-        return self._as_core_X(X, self._model_dtype())
+        return self._as_core_X(X, self._model_dtype(), check_range=ensure_all_finite)
 
     def _forward(self, X, mc_samples=0, return_std=False, check_input=False):
         mc_samples = _check_mc_samples(mc_samples)
@@ -707,6 +732,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                                            inference.empty_stats, X, return_nonfinite=True)
             if defer and nonfinite:  # X's fault, or overflow of finite X
                 _assert_all_finite(X, input_name="X", estimator_name=type(self).__name__)
+                _check_range(X, self._model_dtype(), "X")
             return (out, np.zeros_like(out)) if return_std else out
         layout = self._layout()
         params, stats = self._pack(layout, self._model_dtype())
@@ -727,7 +753,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         if "coefs_" not in state or "feature_names_in_" in state \
                 or X.shape[1] != state.get("n_features_in_"):
             return None
-        return self._as_core_X(X, self._model_dtype())
+        return X
 
     def _inference_key(self):
         """The settings that shape the inference network beside the arrays."""

@@ -79,6 +79,7 @@ cdef extern from "fastnn.h":
         const void *csr_indices
         const void *csr_indptr
         int32_t csr_index64
+        int32_t x_other_type
         const void *y
         const void *sample_weight
 
@@ -359,8 +360,10 @@ cdef class Network:
 
 
 cdef object fill_data(fnn_data *d, Network net, object X, object y, object sw, bint need_y):
-    """Describe X (ndarray of the network's dtype, any strides, or a CSR matrix
-    with sorted-or-not, in-range indices), y and sample_weight for C.  Returns
+    """Describe X (float32 or float64 ndarray, any strides, or a CSR matrix
+    with sorted-or-not, in-range indices; values of the other float type than
+    the network's are converted by C batch by batch), y and sample_weight
+    (of the network's dtype) for C.  Returns
     the objects that must stay alive during the call."""
     dtype = net.dtype
     cdef Py_ssize_t itemsize = dtype.itemsize
@@ -371,10 +374,14 @@ cdef object fill_data(fnn_data *d, Network net, object X, object y, object sw, b
     d.csr_indices = NULL
     d.csr_indptr = NULL
     d.csr_index64 = 0
+    d.x_other_type = 0
     if isinstance(X, np.ndarray):
         xa = X
-        if xa.ndim != 2 or xa.dtype != dtype:
-            raise ValueError("X must be a 2-D %s array" % dtype)
+        if xa.ndim != 2 or xa.dtype not in (np.float32, np.float64):
+            raise ValueError("X must be a 2-D float32 or float64 array")
+        # X of the other float type is converted by C as batches are gathered.
+        d.x_other_type = xa.dtype != dtype
+        itemsize = xa.dtype.itemsize
         if xa.strides[0] % itemsize or xa.strides[1] % itemsize:
             raise ValueError("X's strides must be multiples of its item size")
         n_rows, n_cols = xa.shape[0], xa.shape[1]
@@ -387,7 +394,9 @@ cdef object fill_data(fnn_data *d, Network net, object X, object y, object sw, b
             raise ValueError("X must be a NumPy array or a CSR matrix")
         n_rows, n_cols = X.shape
         nnz = len(X.indices)
-        data = vec(X.data, dtype, nnz, "X.data")
+        data_dtype = X.data.dtype if X.data.dtype in (np.float32, np.float64) else dtype
+        data = vec(X.data, data_dtype, nnz, "X.data")
+        d.x_other_type = data_dtype != dtype
         idx_dtype = X.indices.dtype
         if idx_dtype not in (np.int32, np.int64):
             raise ValueError("CSR indices must be int32 or int64")

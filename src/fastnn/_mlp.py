@@ -7,6 +7,7 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._base import STOCHASTIC_SOLVERS, BaseMultilayerPerceptron, _check_fitted
@@ -165,6 +166,16 @@ _PARAMETERS_DOC = """
     restore_best_weights : bool, default=True
         With early stopping, keep the weights of the best validation epoch
         (sklearn always does); False keeps the last epoch's.
+
+    dtype : {None, 'float32', 'float64'}, default=None
+        The type the network computes in. None: the input's float type, as
+        scikit-learn (float32 X trains in float32, anything else in float64).
+        'float32' trains in float32 whatever the input, as Keras and PyTorch
+        do by default: float64 X is converted a mini-batch at a time (never
+        copied whole), giving the model that ``X.astype(np.float32)`` would.
+        The fitted arrays are of this type; warm_start and partial_fit keep
+        the type of the arrays already there. Predictions take X of either
+        float type without copying it.
 """
 
 _ATTRIBUTES_DOC = """
@@ -231,7 +242,27 @@ def _stochastic(est):
     return True
 
 
+_CLASS_WEIGHT_DOC = """
+    class_weight : dict, list of dict, 'balanced' or None, default=None
+        Weights of the classes, as in scikit-learn's linear models and trees:
+        fitting equals fitting with ``sample_weight`` multiplied by
+        ``sklearn.utils.class_weight.compute_sample_weight(class_weight, y)``.
+        'balanced' weighs classes inversely to their frequency in y; a dict
+        maps labels to weights (missing labels weigh 1); multilabel targets
+        take a list of dicts, one per output. With ``partial_fit`` a dict
+        applies to every call; 'balanced' is refused there (each call would
+        weigh by its own batch's frequencies): compute the weights once with
+        ``compute_class_weight('balanced', classes=classes, y=y)`` and pass
+        them as a dict.
+"""
+
+
 class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
+    _parameter_constraints: dict = {
+        **BaseMultilayerPerceptron._parameter_constraints,
+        "class_weight": [dict, list, StrOptions({"balanced"}), None],
+    }
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
@@ -242,7 +273,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                  batch_norm=False, batch_norm_input=False, batch_norm_momentum=0.99,
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
-                 restore_best_weights=True):
+                 restore_best_weights=True, dtype=None, class_weight=None):
+        self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -258,7 +290,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             batch_norm_epsilon=batch_norm_epsilon, clipvalue=clipvalue, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
-            restore_best_weights=restore_best_weights)
+            restore_best_weights=restore_best_weights, dtype=dtype)
 
     _score_function = staticmethod(accuracy_score)
 
@@ -303,7 +335,26 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         -------
         self : object
         """
+        sample_weight = self._class_weighted(y, sample_weight, incremental=False)
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    def _class_weighted(self, y, sample_weight, incremental):
+        """sample_weight times compute_sample_weight(class_weight, y)."""
+        if self.class_weight is None:
+            return sample_weight
+        if incremental and isinstance(self.class_weight, str):
+            raise ValueError("class_weight='balanced' is not supported by partial_fit: each "
+                             "call would weigh by its own batch's class frequencies. Compute "
+                             "the weights once with sklearn.utils.class_weight."
+                             "compute_class_weight('balanced', classes=classes, y=y) and pass "
+                             "them as a dict.")
+        weights = compute_sample_weight(self.class_weight, y)
+        if sample_weight is None:
+            return weights
+        given = np.asarray(sample_weight, dtype=np.float64)
+        if given.ndim and given.shape != weights.shape:
+            return sample_weight  # _fit rejects the length with scikit-learn's message
+        return given * weights
 
     @available_if(_stochastic)
     @_fit_context(prefer_skip_nested_validation=True)
@@ -328,6 +379,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                 self._label_binarizer.fit(y)
             else:
                 self._label_binarizer.fit(classes)
+        sample_weight = self._class_weighted(y, sample_weight, incremental=True)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _output_to_prediction(self, out):
@@ -414,7 +466,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
                  batch_norm=False, batch_norm_input=False, batch_norm_momentum=0.99,
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
-                 restore_best_weights=True):
+                 restore_best_weights=True, dtype=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -430,7 +482,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             batch_norm_epsilon=batch_norm_epsilon, clipvalue=clipvalue, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
-            restore_best_weights=restore_best_weights)
+            restore_best_weights=restore_best_weights, dtype=dtype)
 
     _score_function = staticmethod(r2_score)
 
@@ -515,7 +567,7 @@ MLPClassifier.__doc__ = f"""Multilayer perceptron classifier trained in C.
     multiclass, logistic for binary and multilabel targets).
 
     Parameters
-    ----------{_PARAMETERS_DOC}
+    ----------{_PARAMETERS_DOC}{_CLASS_WEIGHT_DOC}
     Attributes
     ----------
     classes_ : ndarray or list of ndarray
