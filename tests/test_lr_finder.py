@@ -130,6 +130,14 @@ def test_classifier_sample_weight_and_lists():
                                 X.tolist(), [str(v) for v in y], sample_weight=w,
                                 max_lr=1.0, stop_factor=np.inf)
     assert len(result.rates) == 10
+    # class weights are computed on the whole y ('balanced' per mini-batch would differ)
+    X, y = X[:200], np.where(y[:200] == 0, 0, 1)
+    clf = MLPClassifier((8,), random_state=0, batch_size=20, class_weight="balanced")
+    weighted = find_learning_rate(clf, X, y, max_lr=1e-3, stop_factor=np.inf)
+    w = np.where(y == 0, len(y) / (2 * np.sum(y == 0)), len(y) / (2 * np.sum(y == 1)))
+    by_hand = find_learning_rate(clf.set_params(class_weight=None), X, y, sample_weight=w,
+                                 max_lr=1e-3, stop_factor=np.inf)
+    np.testing.assert_allclose(weighted.losses, by_hand.losses, rtol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs", [dict(min_lr=0), dict(min_lr=1.0, max_lr=0.5),

@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import _num_samples
 
@@ -211,6 +212,11 @@ def find_learning_rate(estimator, X, y, *, min_lr=1e-6, max_lr=10.0, epochs=1,
     partial_kwargs = {"classes": unique_labels(y)} if is_classifier(est) else {}
     if sample_weight is not None:
         sample_weight = np.asarray(sample_weight)
+    class_weight = est.get_params().get("class_weight")
+    if class_weight is not None:  # weights from the whole y, not from each mini-batch
+        balance = compute_sample_weight(class_weight, y)
+        sample_weight = balance if sample_weight is None else sample_weight * balance
+        est.set_params(class_weight=None)
     rng = check_random_state(est.random_state)  # the clone's copy: the original stays as it is
     order = np.arange(n_samples)
 
