@@ -18,14 +18,14 @@ FNN_HOT void FN(fnn_bn_forward_train)(REAL *out, REAL *xhat, REAL *istd, double 
                               const REAL *x, const REAL *gamma, const REAL *beta,
                               int64_t rows, int64_t width, double eps, int nt)
 {
-    const int64_t block = 64;
+    const int64_t block = FNN_COLUMN_BLOCK;
     int64_t n_blocks = (width + block - 1) / block;
     int64_t work = rows * width;
     /* Two passes (mean, then centred squares) for accuracy; features are
      * split in blocks across threads, rows swept in order within a block. */
     FNN_PAR_FOR(nt, work, int64_t bk = 0; bk < n_blocks; bk++, {
         int64_t j0 = bk * block, j1 = j0 + block < width ? j0 + block : width;
-        double s[64], q[64];
+        double s[FNN_COLUMN_BLOCK], q[FNN_COLUMN_BLOCK];
         for (int64_t j = j0; j < j1; j++) s[j - j0] = q[j - j0] = 0.0;
         for (int64_t i = 0; i < rows; i++) {
             const REAL *xi = x + i * width;
@@ -82,7 +82,7 @@ FNN_HOT void FN(fnn_bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL
                          const REAL *xhat, const REAL *istd, const REAL *gamma,
                          int64_t rows, int64_t width, int accumulate, int nt)
 {
-    const int64_t block = 64;
+    const int64_t block = FNN_COLUMN_BLOCK;
     int64_t n_blocks = (width + block - 1) / block;
     int64_t work = rows * width;
     /* dbeta = sum dy; dgamma = sum dy xhat;
@@ -90,7 +90,7 @@ FNN_HOT void FN(fnn_bn_backward)(REAL *dx, REAL *dgamma, REAL *dbeta, const REAL
      * features after that block's sums, so dx may overwrite dy. */
     FNN_PAR_FOR(nt, work, int64_t bk = 0; bk < n_blocks; bk++, {
         int64_t j0 = bk * block, j1 = j0 + block < width ? j0 + block : width;
-        double sb[64], sg[64];
+        double sb[FNN_COLUMN_BLOCK], sg[FNN_COLUMN_BLOCK];
         for (int64_t j = j0; j < j1; j++) sb[j - j0] = sg[j - j0] = 0.0;
         for (int64_t i = 0; i < rows; i++) {
             const REAL *di = dy + i * width, *hi = xhat + i * width;

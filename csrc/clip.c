@@ -20,11 +20,14 @@ FNN_HOT static void FN(scale_tensor)(REAL *g, int64_t n, double factor, int nt)
     FNN_PAR_ELEMENTS(nt, n, i, g[i] *= f;);
 }
 
-FNN_HOT void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_norms,
-                            int n_tensors, const int64_t *off, const int64_t *len, int nt)
+FNN_HOT fnn_status FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad,
+                                          const double *sq_norms, int n_tensors,
+                                          const int64_t *off, const int64_t *len, int nt)
 {
     const double c = net->clip_value;
-    switch (net->clip) {
+    switch ((fnn_clip)net->clip) {
+    case FNN_CLIP_NONE:
+        break;
     case FNN_CLIP_VALUE:
         for (int t = 0; t < n_tensors; t++) {
             REAL *g = grad + off[t];
@@ -51,8 +54,9 @@ FNN_HOT void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double
         break;
     }
     default:
-        break;
+        return FNN_ERR_BADARG;
     }
+    return FNN_OK;
 }
 
 #endif

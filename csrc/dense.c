@@ -239,12 +239,12 @@ FNN_HOT void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n,
 {
     /* Columns are split into blocks across threads; within a block rows are
      * swept in order, so each sum has the same order for any thread count. */
-    const int64_t block = 64;
+    const int64_t block = FNN_COLUMN_BLOCK;
     int64_t n_blocks = (n + block - 1) / block;
     int64_t work = rows * n;
     FNN_PAR_FOR(nt, work, int64_t bk = 0; bk < n_blocks; bk++, {
         int64_t j0 = bk * block, j1 = j0 + block < n ? j0 + block : n;
-        double acc[64];
+        double acc[FNN_COLUMN_BLOCK];
         for (int64_t j = j0; j < j1; j++) acc[j - j0] = 0.0;
         for (int64_t i = 0; i < rows; i++) {
             const REAL *xi = x + i * n;

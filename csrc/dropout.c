@@ -9,14 +9,11 @@
 #include "internal.h"
 #include "rng.h"
 
-#define SELU_LAMBDA 1.0507009873554804934193349852946
-#define SELU_ALPHA 1.6732632423543772848170429916717
-
 /* AlphaDropout's affine correction (Keras 3): dropped units are set to
  * alpha_p = -lambda alpha, then a (.) + b restores mean 0 and variance 1. */
 static void alpha_dropout_coefs(double rate, double *a, double *b, double *alpha_p)
 {
-    double ap = -SELU_LAMBDA * SELU_ALPHA;
+    double ap = -FNN_SELU_LAMBDA * FNN_SELU_ALPHA;
     double aa = 1.0 / sqrt((1.0 - rate) * (1.0 + rate * ap * ap));
     *alpha_p = ap;
     *a = aa;

@@ -27,43 +27,121 @@ typedef enum {
     FNN_ERR_BADARG = 3     /* inconsistent sizes or codes */
 } fnn_status;
 
-/* Activation codes (hidden layers use the first eight, outputs add the rest). */
-enum {
-    FNN_ACT_IDENTITY = 0,
-    FNN_ACT_LOGISTIC = 1,
-    FNN_ACT_TANH = 2,
-    FNN_ACT_RELU = 3,
-    FNN_ACT_LEAKY_RELU = 4,
-    FNN_ACT_ELU = 5,
-    FNN_ACT_SELU = 6,
-    FNN_ACT_SWISH = 7,
-    FNN_ACT_SOFTMAX = 8,
-    FNN_ACT_EXP = 9
-};
+/*
+ * The registries: every choice the network offers (activation, loss,
+ * BatchNorm placement, solver, clipping mode, penalty) is declared once, as
+ * a row of an X-macro list below.  Each list generates
+ *   - the enum of codes, FNN_<KIND>_<ROW> (codes follow the row order),
+ *   - FNN_<KIND>_COUNT, the bound of every range check (fnn_check_net),
+ *   - a table of per-row properties (fnn_activation_table, ...), whose
+ *     `name` is the Python spelling: fastnn._core builds its name -> code
+ *     dicts from these tables.
+ * Adding an activation or a solver is one row here plus its `case` in the
+ * kernel (activation.c, optim.c); -Wswitch-enum flags a missing case.
+ * The tables are defined in registry.c.
+ */
+#define FNN_ENUM_ENTRY(prefix, id) prefix##id,
+#define FNN_COUNT_ENTRY(...) +1
+
+/* Activations: X(ID, name, hidden, auto_init).  hidden: usable in a hidden
+ * layer (the others are output activations, whose gradient is fused into the
+ * loss or taken as is); auto_init: the kernel initializer
+ * kernel_initializer='auto' picks for a layer followed by it. */
+#define FNN_ACTIVATIONS(X)                                    \
+    X(IDENTITY, "identity", 1, "glorot_uniform")              \
+    X(LOGISTIC, "logistic", 1, "glorot_uniform")              \
+    X(TANH, "tanh", 1, "glorot_uniform")                      \
+    X(RELU, "relu", 1, "he_uniform")                          \
+    X(LEAKY_RELU, "leaky_relu", 1, "he_uniform")              \
+    X(ELU, "elu", 1, "he_uniform")                            \
+    X(SELU, "selu", 1, "lecun_normal")                        \
+    X(SWISH, "swish", 1, "he_uniform")                        \
+    X(SOFTMAX, "softmax", 0, "glorot_uniform")                \
+    X(EXP, "exp", 0, "glorot_uniform")
 
 /* Losses, each paired with its canonical output activation, so that the
- * gradient w.r.t. the output pre-activation is (prediction - target). */
+ * gradient w.r.t. the output pre-activation is (prediction - target):
+ * X(ID, name).
+ *   SQUARED      identity output; sklearn: mean over outputs of 0.5 (y-p)^2
+ *   LOG          softmax output, categorical cross-entropy
+ *   BINARY_LOG   logistic output(s), binary cross-entropy per output
+ *   POISSON      exp output, half Poisson deviance */
+#define FNN_LOSSES(X)                    \
+    X(SQUARED, "squared_error")          \
+    X(LOG, "log_loss")                   \
+    X(BINARY_LOG, "binary_log_loss")     \
+    X(POISSON, "poisson")
+
+/* BatchNorm on the hidden layers: X(ID, name); "none" is Python's False. */
+#define FNN_BATCH_NORMS(X) X(NONE, "none") X(BEFORE, "before") X(AFTER, "after")
+
+/* Solvers: X(ID, name, uses_v).  Every solver keeps the buffer m (sgd
+ * velocity, adam/adamax/nadam 1st moment, adagrad accumulator, rmsprop mean
+ * square); uses_v: it also keeps v (adam/nadam 2nd moment, adamax infinity
+ * norm).  SGD has momentum / Nesterov (sklearn's SGDOptimizer). */
+#define FNN_SOLVERS(X)         \
+    X(SGD, "sgd", 0)           \
+    X(ADAM, "adam", 1)         \
+    X(ADAGRAD, "adagrad", 0)   \
+    X(RMSPROP, "rmsprop", 0)   \
+    X(ADAMAX, "adamax", 1)     \
+    X(NADAM, "nadam", 1)
+
+/* Gradient clipping (Keras semantics): X(ID, name); "none" is Python's None. */
+#define FNN_CLIPS(X) X(NONE, "none") X(VALUE, "value") X(NORM, "norm") X(GLOBAL_NORM, "global_norm")
+
+/* Penalties on Dense kernels: X(ID, name). */
+#define FNN_PENALTIES(X) X(L2, "l2") X(L1, "l1") X(ELASTICNET, "elasticnet")
+
+#define FNN_ENUM_ACT(id, ...) FNN_ENUM_ENTRY(FNN_ACT_, id)
+#define FNN_ENUM_LOSS(id, ...) FNN_ENUM_ENTRY(FNN_LOSS_, id)
+#define FNN_ENUM_BN(id, ...) FNN_ENUM_ENTRY(FNN_BN_, id)
+#define FNN_ENUM_SOLVER(id, ...) FNN_ENUM_ENTRY(FNN_SOLVER_, id)
+#define FNN_ENUM_CLIP(id, ...) FNN_ENUM_ENTRY(FNN_CLIP_, id)
+#define FNN_ENUM_PENALTY(id, ...) FNN_ENUM_ENTRY(FNN_PENALTY_, id)
+typedef enum { FNN_ACTIVATIONS(FNN_ENUM_ACT) } fnn_activation;
+typedef enum { FNN_LOSSES(FNN_ENUM_LOSS) } fnn_loss;
+typedef enum { FNN_BATCH_NORMS(FNN_ENUM_BN) } fnn_batch_norm;
+typedef enum { FNN_SOLVERS(FNN_ENUM_SOLVER) } fnn_solver;
+typedef enum { FNN_CLIPS(FNN_ENUM_CLIP) } fnn_clip;
+typedef enum { FNN_PENALTIES(FNN_ENUM_PENALTY) } fnn_penalty;
+/* Counts apart from the enums, so -Wswitch-enum does not ask for a case. */
 enum {
-    FNN_LOSS_SQUARED = 0,     /* identity output; sklearn: mean over outputs of 0.5 (y-p)^2 */
-    FNN_LOSS_LOG = 1,         /* softmax output, categorical cross-entropy */
-    FNN_LOSS_BINARY_LOG = 2,  /* logistic output(s), binary cross-entropy per output */
-    FNN_LOSS_POISSON = 3      /* exp output, half Poisson deviance */
+    FNN_ACT_COUNT = 0 FNN_ACTIVATIONS(FNN_COUNT_ENTRY),
+    FNN_LOSS_COUNT = 0 FNN_LOSSES(FNN_COUNT_ENTRY),
+    FNN_BN_COUNT = 0 FNN_BATCH_NORMS(FNN_COUNT_ENTRY),
+    FNN_SOLVER_COUNT = 0 FNN_SOLVERS(FNN_COUNT_ENTRY),
+    FNN_CLIP_COUNT = 0 FNN_CLIPS(FNN_COUNT_ENTRY),
+    FNN_PENALTY_COUNT = 0 FNN_PENALTIES(FNN_COUNT_ENTRY)
 };
 
-enum { FNN_BN_NONE = 0, FNN_BN_BEFORE = 1, FNN_BN_AFTER = 2 };
+typedef struct {
+    const char *name;
+    int32_t hidden;
+    const char *auto_init;
+} fnn_activation_info;
+typedef struct {
+    const char *name;
+    int32_t uses_v;
+} fnn_solver_info;
+extern const fnn_activation_info fnn_activation_table[FNN_ACT_COUNT];
+extern const fnn_solver_info fnn_solver_table[FNN_SOLVER_COUNT];
+extern const char *const fnn_loss_names[FNN_LOSS_COUNT];
+extern const char *const fnn_batch_norm_names[FNN_BN_COUNT];
+extern const char *const fnn_clip_names[FNN_CLIP_COUNT];
+extern const char *const fnn_penalty_names[FNN_PENALTY_COUNT];
 
+/* Where, within a 4096-byte page, each flat vector the update streams
+ * together starts: slot * FNN_PAGE_SLOT_BYTES bytes past a page boundary
+ * (parameters, moments: Python's _network.staggered_empty; gradient: the
+ * core's workspace).  Distinct offsets avoid 4K aliasing between them. */
 enum {
-    FNN_SOLVER_SGD = 0, /* with momentum / Nesterov (sklearn SGDOptimizer) */
-    FNN_SOLVER_ADAM = 1,
-    FNN_SOLVER_ADAGRAD = 2,
-    FNN_SOLVER_RMSPROP = 3,
-    FNN_SOLVER_ADAMAX = 4,
-    FNN_SOLVER_NADAM = 5
+    FNN_PAGE_SLOT_BYTES = 512,
+    FNN_SLOT_PARAMS = 0,
+    FNN_SLOT_MOMENT_M = 1,
+    FNN_SLOT_MOMENT_V = 2,
+    FNN_SLOT_GRAD = 3
 };
-
-enum { FNN_CLIP_NONE = 0, FNN_CLIP_VALUE = 1, FNN_CLIP_NORM = 2, FNN_CLIP_GLOBAL_NORM = 3 };
-
-enum { FNN_PENALTY_L2 = 0, FNN_PENALTY_L1 = 1, FNN_PENALTY_ELASTICNET = 2 };
 
 /* BLAS gemm, Fortran calling convention (column-major), exactly the
  * signature of scipy.linalg.cython_blas.sgemm / dgemm. */

@@ -117,6 +117,15 @@ double fnn_seconds(void);
 #define FNN_HOT
 #endif
 
+/* Column block of the per-feature reductions (BatchNorm statistics, column
+ * sums): each block's partial sums live in a stack array of this size. */
+#define FNN_COLUMN_BLOCK 64
+
+/* SELU (Klambauer et al., as keras.activations.selu), also behind Keras's
+ * AlphaDropout. */
+#define FNN_SELU_LAMBDA 1.0507009873554804934193349852946
+#define FNN_SELU_ALPHA 1.6732632423543772848170429916717
+
 /* Fixed chunk for reductions: partial sums are per chunk, never per
  * thread, so the result does not depend on the thread count. */
 #define FNN_REDUCE_CHUNK 8192

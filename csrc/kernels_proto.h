@@ -24,18 +24,22 @@ void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n, int acc
 void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64_t rows,
                       int nt);
 
+/* Kernels that switch on a registry code (fastnn.h) return FNN_ERR_BADARG
+ * for a code they do not know.  The entry points check every code first
+ * (fnn_check_net), so there the kernels' status needs no checking. */
+
 /* ---- activation.c ----------------------------------------------------- */
 /* out = act(pre), element-wise (softmax: per row of `cols`); out may be pre. */
-void FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *pre, int64_t rows,
-                         int64_t cols, int nt);
+fnn_status FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *pre,
+                               int64_t rows, int64_t cols, int nt);
 /* dpre = dout * act'(pre), using pre and/or out = act(pre); dpre may be dout.
- * Not defined for softmax (its gradient is fused into the loss). */
-void FN(fnn_act_backward)(int act, double slope, REAL *dpre, const REAL *dout,
-                          const REAL *pre, const REAL *out, int64_t n, int nt);
+ * Not defined for softmax (its gradient is fused into the loss): BADARG. */
+fnn_status FN(fnn_act_backward)(int act, double slope, REAL *dpre, const REAL *dout,
+                                const REAL *pre, const REAL *out, int64_t n, int nt);
 
 /* ---- loss.c ------------------------------------------------------------ */
 /* Sum over rows of sw_i * loss_i, loss_i summed over outputs (double).
- * rowbuf: scratch of `rows` doubles. */
+ * rowbuf: scratch of `rows` doubles.  NaN for an unknown loss code. */
 double FN(fnn_loss_sum)(int loss, const REAL *p, const REAL *y, const REAL *sw,
                         int64_t rows, int64_t n_out, double *rowbuf, int nt);
 /* delta = (p - y) * sw_i * scale: gradient of the loss w.r.t. the output
@@ -76,8 +80,9 @@ void FN(fnn_dropout_backward)(REAL *dx, const REAL *dy, const uint8_t *keep, int
 /* ---- clip.c ------------------------------------------------------------ */
 /* Apply the network's clipping mode to grad (all trainable tensors);
  * sq_norms[i] holds tensor i's squared norm (fnn_list_tensors order). */
-void FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_norms,
-                            int n_tensors, const int64_t *off, const int64_t *len, int nt);
+fnn_status FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad, const double *sq_norms,
+                                  int n_tensors, const int64_t *off, const int64_t *len,
+                                  int nt);
 
 /* ---- regularize.c ------------------------------------------------------ */
 /* One pass over the gradient of every trainable tensor (off/len as
@@ -93,5 +98,5 @@ void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt);
 
 /* ---- optim.c ----------------------------------------------------------- */
 /* One update of every parameter with learning rate lr; increments opt->t. */
-void FN(fnn_optim_step)(const fnn_net *net, REAL *params, const REAL *grad,
-                        fnn_optstate *opt, double lr, int nt);
+fnn_status FN(fnn_optim_step)(const fnn_net *net, REAL *params, const REAL *grad,
+                              fnn_optstate *opt, double lr, int nt);

@@ -27,7 +27,7 @@ double FN(fnn_loss_sum)(int loss, const REAL *p, const REAL *y, const REAL *sw,
         double l = 0;
         for (int64_t j = 0; j < n_out; j++) {
             double pj = pi[j], yj = yi[j];
-            switch (loss) {
+            switch ((fnn_loss)loss) {
             case FNN_LOSS_SQUARED:
                 l += 0.5 * (yj - pj) * (yj - pj);
                 break;
@@ -41,6 +41,9 @@ double FN(fnn_loss_sum)(int loss, const REAL *p, const REAL *y, const REAL *sw,
                 break;
             case FNN_LOSS_POISSON:
                 l += FN(xlogy)(yj, yj / pj) - yj + pj;
+                break;
+            default: /* no return from inside a parallel loop */
+                l = NAN;
                 break;
             }
         }

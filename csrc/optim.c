@@ -16,8 +16,8 @@
 
 #else /* type-generic body */
 
-FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *grad_,
-                                fnn_optstate *opt, double lr, int nt)
+FNN_HOT fnn_status FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *grad_,
+                                      fnn_optstate *opt, double lr, int nt)
 {
     const int64_t n = net->n_params;
     /* Four distinct buffers: restrict lets the compiler vectorize. */
@@ -25,10 +25,9 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
     const REAL *restrict grad = grad_;
     REAL *restrict m = (REAL *)opt->m, *restrict v = (REAL *)opt->v;
     const REAL b1 = (REAL)net->beta_1, b2 = (REAL)net->beta_2, eps = (REAL)net->epsilon;
-    opt->t += 1;
-    const double t = (double)opt->t;
+    const double t = (double)(opt->t + 1); /* this update's number, 1 for the first */
 
-    switch (net->solver) {
+    switch ((fnn_solver)net->solver) {
     case FNN_SOLVER_SGD: {
         const REAL mu = (REAL)net->momentum, r = (REAL)lr;
         if (net->nesterov) {
@@ -104,8 +103,10 @@ FNN_HOT void FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const REAL *g
         break;
     }
     default:
-        break;
+        return FNN_ERR_BADARG;
     }
+    opt->t += 1;
+    return FNN_OK;
 }
 
 #endif

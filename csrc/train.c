@@ -93,19 +93,28 @@ static void fnn_free_all(fnn_allocs *al)
     al->n = 0;
 }
 
+/* 0 <= code < count (the registries' FNN_*_COUNT). */
+static int fnn_code_ok(int32_t code, int count) { return code >= 0 && code < count; }
+
+/* Sizes present and every code within its registry; a hidden layer's
+ * activation must be one registered as hidden. */
 static int fnn_check_net(const fnn_net *net)
 {
     if (net == NULL || net->n_layers < 1 || net->units == NULL || net->activation == NULL ||
         net->w_off == NULL || net->b_off == NULL || net->n_threads < 1 ||
-        net->loss < FNN_LOSS_SQUARED || net->loss > FNN_LOSS_POISSON ||
-        net->solver < FNN_SOLVER_SGD || net->solver > FNN_SOLVER_NADAM)
+        !fnn_code_ok(net->loss, FNN_LOSS_COUNT) || !fnn_code_ok(net->solver, FNN_SOLVER_COUNT) ||
+        !fnn_code_ok(net->batch_norm, FNN_BN_COUNT) || !fnn_code_ok(net->clip, FNN_CLIP_COUNT) ||
+        !fnn_code_ok(net->penalty, FNN_PENALTY_COUNT))
         return 0;
     for (int l = 0; l <= net->n_layers; l++)
         if (net->units[l] < 1)
             return 0;
-    for (int l = 0; l < net->n_layers; l++)
-        if (net->activation[l] < FNN_ACT_IDENTITY || net->activation[l] > FNN_ACT_EXP)
+    for (int l = 0; l < net->n_layers; l++) {
+        const int32_t act = net->activation[l];
+        if (!fnn_code_ok(act, FNN_ACT_COUNT) ||
+            (l < net->n_layers - 1 && !fnn_activation_table[act].hidden))
             return 0;
+    }
     return 1;
 }
 
@@ -119,9 +128,8 @@ static int fnn_check_data(const fnn_net *net, const fnn_data *data)
 /* The optimizer state holds the buffers the solver uses. */
 static int fnn_check_opt(const fnn_net *net, const fnn_optstate *opt)
 {
-    int needs_v = net->solver == FNN_SOLVER_ADAM || net->solver == FNN_SOLVER_ADAMAX ||
-                  net->solver == FNN_SOLVER_NADAM;
-    return opt != NULL && opt->m != NULL && (!needs_v || opt->v != NULL);
+    return opt != NULL && opt->m != NULL &&
+           (!fnn_solver_table[net->solver].uses_v || opt->v != NULL);
 }
 
 #define FNN_GENERIC_BODY "train.c"
@@ -221,7 +229,8 @@ static int FN(ws_init)(FN(fnn_ws) *w, fnn_allocs *al, const fnn_net *net, int64_
         w->var[s] = ALLOC(double, width);
     }
     if (with_grad)
-        w->grad = fnn_alloc_at(al, (size_t)net->n_params * sizeof(REAL), 3 * 512);
+        w->grad = fnn_alloc_at(al, (size_t)net->n_params * sizeof(REAL),
+                               FNN_SLOT_GRAD * FNN_PAGE_SLOT_BYTES);
     if (al->failed)
         return 0;
     w->n_tensors = fnn_list_tensors(net, w->toff, w->tlen);

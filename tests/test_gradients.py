@@ -615,7 +615,7 @@ def test_valid_call_works(small):
 @pytest.mark.parametrize("what", [
     "params_short", "params_long", "params_2d", "params_f32", "grad_short", "grad_f32",
     "grad_list", "y_cols", "y_rows", "y_1d", "y_f32", "y_int", "y_fortran_strided",
-    "X_cols", "X_f32", "X_1d", "X_list", "sw_short", "sw_f32", "sw_2d", "no_rows",
+    "X_cols", "X_int", "X_1d", "X_list", "sw_short", "sw_f32", "sw_2d", "no_rows",
 ])
 def test_bad_arguments_raise(small, what):
     c, n_p = small, small.layout.n_params
@@ -634,7 +634,7 @@ def test_bad_arguments_raise(small, what):
         "y_int": dict(y=c.y.astype(np.int64)),
         "y_fortran_strided": dict(y=np.zeros((2, 5)).T),
         "X_cols": dict(X=np.zeros((5, 4))),
-        "X_f32": dict(X=c.X.astype(np.float32)),
+        "X_int": dict(X=c.X.astype(np.int64)),  # float32 X is converted (test_dtype)
         "X_1d": dict(X=np.zeros(15)),
         "X_list": dict(X=c.X.tolist()),
         "sw_short": dict(sw=np.ones(4)),
@@ -662,6 +662,19 @@ def test_bad_dropout_rates_raise(small, rates):
 def test_bad_activation_list_raises(small, kw):
     with pytest.raises(ValueError):
         small.network(np.float64, **kw)
+
+
+@pytest.mark.parametrize("field, registry", [("loss", "LOSSES"), ("solver", "SOLVERS"),
+                                             ("clip", "CLIP"), ("penalty", "PENALTIES"),
+                                             ("activation", "ACTIVATIONS")])
+@pytest.mark.parametrize("outside", ["count", "negative"])
+def test_codes_outside_the_registries_raise(small, field, registry, outside):
+    """The core indexes its registry tables with these codes: _core must
+    reject any code outside them before C sees it."""
+    bad = len(getattr(_core, registry)) if outside == "count" else -1
+    value = [_core.ACTIVATIONS["tanh"], bad] if field == "activation" else bad
+    with pytest.raises(ValueError, match=f"{field} code"):
+        small.network(np.float64, **{field: value})
 
 
 def test_bad_dtype_network_raises(small):

@@ -58,6 +58,16 @@ def clf(digits):
     return _fit(*digits)
 
 
+def _curves(ax):
+    """The data lines of an axes (not the best-epoch marker)."""
+    return [line for line in ax.lines if line.get_gid() != "best_epoch"]
+
+
+def _best_line(ax):
+    (line,) = [line for line in ax.lines if line.get_gid() == "best_epoch"]
+    return line
+
+
 def _xy(line):
     return np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
 
@@ -68,7 +78,7 @@ def test_three_panels_with_twin_score_axis(clf_es):
     # three panels, plus the twin axis of the validation score
     assert len(fig.axes) == 4
     ax_loss, ax_lr, ax_grad, ax_score = fig.axes
-    assert [len(ax.lines) for ax in (ax_loss, ax_lr, ax_grad, ax_score)] == [2, 1, N_DENSE, 1]
+    assert [len(_curves(ax)) for ax in (ax_loss, ax_lr, ax_grad, ax_score)] == [2, 1, N_DENSE, 1]
     assert ax_score.get_shared_x_axes().joined(ax_score, ax_loss)
 
 
@@ -76,7 +86,7 @@ def test_without_early_stopping_one_loss_line(clf):
     assert "val_loss" not in clf.history_
     fig = plot_history(clf)
     assert len(fig.axes) == 3
-    assert [len(ax.lines) for ax in fig.axes] == [1, 1, N_DENSE]
+    assert [len(_curves(ax)) for ax in fig.axes] == [1, 1, N_DENSE]
 
 
 def test_line_data_equal_history(clf_es):
@@ -86,7 +96,7 @@ def test_line_data_equal_history(clf_es):
     epochs = np.arange(1, n + 1)
     ax_loss, ax_lr, ax_grad, ax_score = plot_history(clf_es).axes
 
-    by_label = {line.get_label(): line for line in ax_loss.lines}
+    by_label = {line.get_label(): line for line in _curves(ax_loss)}
     for label, key in [("training loss", "loss"), ("validation loss", "val_loss")]:
         x, yv = _xy(by_label[label])
         np.testing.assert_array_equal(x, epochs)
@@ -120,7 +130,9 @@ def test_labels_titles_and_legends(clf_es):
     assert [line.get_label() for line in ax_grad.lines] == layer_names
     assert [t.get_text() for t in ax_grad.get_legend().get_texts()] == layer_names
     loss_legend = [t.get_text() for t in ax_loss.get_legend().get_texts()]
-    assert loss_legend == ["training loss", "validation loss", "validation score (accuracy)"]
+    assert loss_legend[:3] == ["training loss", "validation loss", "validation score (accuracy)"]
+    assert loss_legend[3].startswith("best epoch (")
+    assert len(loss_legend) == 4
 
 
 def test_log_scales(clf):
@@ -148,14 +160,14 @@ def test_given_axes(clf_es):
     fig, axs = plt.subplots(3, 1)
     out = plot_history(clf_es, axes=axs)
     assert out is fig
-    assert [len(ax.lines) for ax in axs] == [2, 1, N_DENSE]
+    assert [len(_curves(ax)) for ax in axs] == [2, 1, N_DENSE]
     assert len(fig.axes) == 4  # the three given + the score's twin
 
     # a 2-D grid and a list are accepted too; the other axes are untouched
     fig2, grid = plt.subplots(2, 3)
     assert plot_history(clf_es, axes=grid[1]) is fig2
-    assert [len(ax.lines) for ax in grid[0]] == [0, 0, 0]
-    assert [len(ax.lines) for ax in grid[1]] == [2, 1, N_DENSE]
+    assert [len(_curves(ax)) for ax in grid[0]] == [0, 0, 0]
+    assert [len(_curves(ax)) for ax in grid[1]] == [2, 1, N_DENSE]
     assert plot_history(clf_es, axes=list(grid[0])) is fig2
 
 
@@ -164,7 +176,7 @@ def test_axes_in_subfigure_return_root_figure(clf):
     top, bottom = fig.subfigures(2, 1)
     axs = bottom.subplots(1, 3)
     assert plot_history(clf, axes=axs) is fig
-    assert [len(ax.lines) for ax in axs] == [1, 1, N_DENSE]
+    assert [len(_curves(ax)) for ax in axs] == [1, 1, N_DENSE]
 
 
 def test_wrong_number_of_axes(clf):
@@ -178,7 +190,7 @@ def test_lbfgs_plots_what_there_is(digits):
     assert est.history_["lr"] == [] and est.history_["grad_norm"] == []
     fig = plot_history(est)
     ax_loss, ax_lr, ax_grad = fig.axes  # no score axis: lbfgs records no validation
-    assert [len(ax.lines) for ax in fig.axes] == [1, 0, 0]
+    assert [len(_curves(ax)) for ax in fig.axes] == [1, 0, 0]
     x, yv = _xy(ax_loss.lines[0])
     np.testing.assert_array_equal(x, [est.n_iter_])
     np.testing.assert_array_equal(yv, est.history_["loss"])
@@ -194,7 +206,7 @@ def test_regressor(digits):
         reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=4, early_stopping=True,
                            random_state=0).fit(X, y / y.std())
     fig = plot_history(reg)
-    assert [len(ax.lines) for ax in fig.axes] == [2, 1, 2, 1]
+    assert [len(_curves(ax)) for ax in fig.axes] == [2, 1, 2, 1]
     assert [line.get_label() for line in fig.axes[2].lines] == ["layer 1", "output"]
     assert "R²" in fig.axes[3].get_ylabel()
 
@@ -217,7 +229,7 @@ def test_estimator_without_history(digits):
         sk = SkMLPClassifier(hidden_layer_sizes=(8,), max_iter=5, early_stopping=True,
                              random_state=0).fit(X, y)
     fig = plot_history(sk)
-    assert [len(ax.lines) for ax in fig.axes] == [1, 0, 0, 1]
+    assert [len(_curves(ax)) for ax in fig.axes] == [1, 0, 0, 1]
     np.testing.assert_array_equal(fig.axes[0].lines[0].get_ydata(), sk.loss_curve_)
     np.testing.assert_array_equal(fig.axes[3].lines[0].get_ydata(), sk.validation_scores_)
 
@@ -243,3 +255,99 @@ def test_fastnn_imports_without_matplotlib():
             "import fastnn, fastnn.plot\n"
             "assert callable(fastnn.plot.plot_history)\n")
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy())
+
+
+# ----------------------------------------------------------------------
+# the best epoch and the legend's place
+# ----------------------------------------------------------------------
+def test_best_epoch_marked_with_restored_weights(clf_es):
+    ax_loss = plot_history(clf_es).axes[0]
+    line = _best_line(ax_loss)
+    best = int(np.argmax(clf_es.history_["val_score"])) + 1
+    np.testing.assert_array_equal(line.get_xdata(), [best, best])
+    assert clf_es.best_validation_score_ == clf_es.history_["val_score"][best - 1]
+    assert line.get_label() == f"best epoch ({best}, validation score): weights restored"
+
+
+def test_best_epoch_without_restoring(digits):
+    est = _fit(*digits, early_stopping=True, restore_best_weights=False,
+               n_iter_no_change=100, max_iter=8)
+    line = _best_line(plot_history(est).axes[0])
+    best = int(np.argmax(est.history_["val_score"])) + 1
+    np.testing.assert_array_equal(line.get_xdata(), [best, best])
+    assert "restored" not in line.get_label()
+
+
+def test_best_epoch_by_training_loss_without_validation(clf):
+    line = _best_line(plot_history(clf).axes[0])
+    best = int(np.argmin(clf.history_["loss"])) + 1
+    np.testing.assert_array_equal(line.get_xdata(), [best, best])
+    assert line.get_label() == f"best epoch ({best}, training loss)"
+
+
+def test_sklearn_early_stopping_always_restores(digits):
+    X, y = digits
+    sk = SkMLPClassifier(hidden_layer_sizes=(8,), max_iter=6, early_stopping=True,
+                         random_state=0).fit(X, y)
+    assert _best_line(plot_history(sk).axes[0]).get_label().endswith("weights restored")
+
+
+def test_lbfgs_marks_no_best_epoch(digits):
+    ax_loss = plot_history(_fit(*digits, solver="lbfgs", max_iter=5)).axes[0]
+    assert all(line.get_gid() != "best_epoch" for line in ax_loss.lines)
+
+
+class _Recorded(BaseEstimator):
+    """An estimator whose 'fit' records a hand-made history."""
+
+    def __init__(self, loss=(), val_loss=None, val_score=None):
+        self.loss, self.val_loss, self.val_score = loss, val_loss, val_score
+
+    def fit(self, X=None, y=None):
+        self.history_ = {"loss": self.loss, "val_loss": self.val_loss,
+                         "val_score": self.val_score, "lr": [1e-3] * len(self.loss),
+                         "grad_norm": [[1.0]] * len(self.loss)}
+        return self
+
+
+def _covered_curves(fig):
+    """Labels of the curves of the loss panel (and its twin) that pass
+    under the loss legend, found by sampling every segment finely."""
+    fig.canvas.draw()
+    ax_loss = fig.axes[0]
+    box = ax_loss.get_legend().get_window_extent()
+    twins = [ax for ax in fig.axes[3:]]
+    covered = []
+    for ax in [ax_loss, *twins]:
+        for line in _curves(ax):
+            xy = line.get_transform().transform(np.asarray(line.get_xydata(), float))
+            t = np.linspace(0, 1, 200)[:, None]
+            pts = np.vstack([a + t * (b - a) for a, b in zip(xy[:-1], xy[1:])] or [xy])
+            if box.count_contains(pts):
+                covered.append(line.get_label())
+    return covered
+
+
+@pytest.mark.parametrize("history", [
+    # a loss that rises to the top right corner, where the legend would go first
+    dict(loss=list(np.linspace(0.1, 2.0, 30))),
+    # curves through every corner and the centre: no spot is free
+    dict(loss=[0.0, 1.0] * 15, val_loss=[1.0, 0.0] * 15, val_score=[0.5, 0.9, 0.1] * 10),
+    dict(loss=list(np.linspace(2, 0.1, 30)), val_loss=list(np.linspace(2.2, 0.3, 30)),
+         val_score=list(np.linspace(0.1, 0.9, 30))),
+])
+def test_loss_legend_covers_no_curve(history):
+    fig = plot_history(_Recorded(**history).fit())
+    assert _covered_curves(fig) == []
+    # and it stays inside the panel
+    ax_loss = fig.axes[0]
+    assert ax_loss.bbox.contains(*ax_loss.get_legend().get_window_extent().p0)
+    assert ax_loss.bbox.contains(*ax_loss.get_legend().get_window_extent().p1)
+
+
+def test_fitted_models_legends_cover_no_curve(clf_es, clf, digits):
+    X, y = make_regression(n_samples=200, n_features=5, noise=1.0, random_state=0)
+    reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=8, early_stopping=True,
+                       random_state=0).fit(X, y / y.std())
+    for est in (clf_es, clf, reg):
+        assert _covered_curves(plot_history(est)) == []

@@ -1,10 +1,10 @@
-"""``python -m fastnn [demo|bench]``.
+"""``python -m fastnn [demo]``.
 
 ``demo`` (the default) trains on scikit-learn's digits and prints test
 accuracy and fit time for fastnn and sklearn's MLPClassifier with the same
 settings (same data split, architecture, solver and epochs).
-``bench`` runs the benchmark suite (``bench/`` in the source checkout) in its
-quick mode; further arguments go to it (``python -m fastnn bench --help``).
+The benchmark suite is not part of the package: run ``python -m bench`` from
+a source checkout.
 """
 
 import argparse
@@ -51,25 +51,8 @@ def demo(max_iter=200, hidden=(100,), seed=0):
     return rows
 
 
-def bench(argv):
-    """Run bench/ (quick mode unless --full is given)."""
-    try:
-        from bench import run
-    except ImportError:
-        sys.exit("python -m fastnn bench: the benchmarks live in the source checkout's "
-                 "bench/ folder; run this command from there (or use python -m bench).")
-    argv = list(argv)
-    if "--full" in argv:
-        argv.remove("--full")
-    elif "--quick" not in argv:
-        argv.append("--quick")
-    return run.main(argv)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "bench":
-        return bench(argv[1:])
     if argv and argv[0] == "demo":
         argv = argv[1:]
     parser = argparse.ArgumentParser(prog="python -m fastnn [demo]", description=__doc__,

@@ -24,15 +24,17 @@ from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, 
 from . import _core
 from ._threads import adaptive_threads, blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, resolve_initializer
-from ._network import Layout, staggered_empty
+from ._network import SLOT_MOMENT_M, SLOT_MOMENT_V, Layout, staggered_empty
 from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
                         epoch_line)
 from .schedules import SCHEDULE_NAMES, make_schedule
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu",
-                      "swish")
-STOCHASTIC_SOLVERS = ("sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam")
+HIDDEN_ACTIVATIONS = _core.HIDDEN_ACTIVATIONS
+STOCHASTIC_SOLVERS = tuple(_core.SOLVERS)  # every solver of the C core; lbfgs is scipy's
 LEAKY_RELU_SLOPE = 0.01
+#: Where the documentation site built from docs/ is published; the estimators'
+#: HTML repr (Jupyter) links to their page under it.
+DOCS_URL = "https://fastnn.readthedocs.io/en/latest/"
 
 
 # Inference networks of fitted estimators (BatchNorm folded, the C descriptor
@@ -127,6 +129,11 @@ def _check_mc_samples(mc_samples):
 
 class BaseMultilayerPerceptron(BaseEstimator):
     """Shared base of MLPClassifier and MLPRegressor (not for direct use)."""
+
+    # scikit-learn's HTML repr links to "{module}.{name}.html" under this
+    # template, where module is the public one ("fastnn" for fastnn._mlp).
+    _doc_link_module = "fastnn"
+    _doc_link_template = DOCS_URL + "api/generated/{estimator_module}.{estimator_name}.html"
 
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -521,7 +528,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
 
     def _new_optimizer_state(self, n_params, dtype):
         init = self.initial_accumulator_value if self.solver == "adagrad" else 0.0
-        m, v = staggered_empty(n_params, dtype, 1), staggered_empty(n_params, dtype, 2)
+        m = staggered_empty(n_params, dtype, SLOT_MOMENT_M)
+        v = staggered_empty(n_params, dtype, SLOT_MOMENT_V)
         m[...] = init
         v[...] = 0
         return {"m": m, "v": v,
@@ -832,3 +840,34 @@ class BaseMultilayerPerceptron(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
+
+    # ------------------------------------------------------------------
+    # persistence (pickle, joblib, skops)
+    # ------------------------------------------------------------------
+    def __getstate__(self):
+        """A fit keeps its schedule (for partial_fit to continue it). One of
+        fastnn's own is saved as its class name and attributes, so that
+        loading a model with skops needs trust only in the types the user
+        passed (fastnn.SKOPS_TRUSTED_TYPES), not in one a fit made up."""
+        from . import schedules
+
+        state = dict(super().__getstate__())
+        schedule = state.get("_schedule")
+        if type(schedule).__module__ == schedules.__name__:
+            state["_schedule"] = {"class": type(schedule).__name__,
+                                  "attributes": dict(vars(schedule))}
+        return state
+
+    def __setstate__(self, state):
+        from . import schedules
+
+        saved = state.get("_schedule")
+        if isinstance(saved, dict):
+            cls = getattr(schedules, saved["class"], None)
+            if not (isinstance(cls, type) and issubclass(cls, schedules.LearningRateSchedule)):
+                raise ValueError(f"unknown fastnn schedule {saved['class']!r} in the saved "
+                                 "state")
+            schedule = cls.__new__(cls)
+            schedule.__dict__.update(saved["attributes"])
+            state = {**state, "_schedule": schedule}
+        super().__setstate__(state)

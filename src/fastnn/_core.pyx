@@ -20,6 +20,25 @@ cdef extern from "fastnn.h":
     ctypedef int fnn_status
     int FNN_OK, FNN_ERR_NOMEM, FNN_ERR_NONFINITE, FNN_ERR_BADARG
 
+    # The registries (fastnn.h): one table entry per code.
+    int FNN_ACT_COUNT, FNN_LOSS_COUNT, FNN_BN_COUNT, FNN_SOLVER_COUNT, FNN_CLIP_COUNT
+    int FNN_PENALTY_COUNT
+    ctypedef struct fnn_activation_info:
+        const char *name
+        int32_t hidden
+        const char *auto_init
+    ctypedef struct fnn_solver_info:
+        const char *name
+        int32_t uses_v
+    const fnn_activation_info fnn_activation_table[]
+    const fnn_solver_info fnn_solver_table[]
+    const char *const fnn_loss_names[]
+    const char *const fnn_batch_norm_names[]
+    const char *const fnn_clip_names[]
+    const char *const fnn_penalty_names[]
+
+    int FNN_PAGE_SLOT_BYTES, FNN_SLOT_PARAMS, FNN_SLOT_MOMENT_M, FNN_SLOT_MOMENT_V, FNN_SLOT_GRAD
+
     ctypedef void (*fnn_sgemm_t)(char *, char *, int *, int *, int *, float *, float *,
                                  int *, float *, int *, float *, float *, int *) noexcept nogil
     ctypedef void (*fnn_dgemm_t)(char *, char *, int *, int *, int *, double *, double *,
@@ -123,14 +142,34 @@ cdef extern from "fastnn.h":
     int fnn_forked_serial()
 
 
-# Codes shared with the C core (fastnn.h).
-ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3, "leaky_relu": 4,
-               "elu": 5, "selu": 6, "swish": 7, "softmax": 8, "exp": 9}
-LOSSES = {"squared_error": 0, "log_loss": 1, "binary_log_loss": 2, "poisson": 3}
-BATCH_NORM = {False: 0, "before": 1, "after": 2}
-SOLVERS = {"sgd": 0, "adam": 1, "adagrad": 2, "rmsprop": 3, "adamax": 4, "nadam": 5}
-CLIP = {None: 0, "value": 1, "norm": 2, "global_norm": 3}
-PENALTIES = {"l2": 0, "l1": 1, "elasticnet": 2}
+# Name -> code dicts, read from the C core's registries (fastnn.h), so a
+# row added there appears here.  The "none" rows of batch_norm and clip are
+# spelled False and None, as the estimators' parameters.
+cdef dict _codes(const char *const *names, int count, none=None):
+    return {(none if names[i] == b"none" else names[i].decode()): i for i in range(count)}
+
+
+ACTIVATIONS = {fnn_activation_table[i].name.decode(): i for i in range(FNN_ACT_COUNT)}
+#: Activations allowed in hidden layers (the others are output activations).
+HIDDEN_ACTIVATIONS = tuple(name for name, i in ACTIVATIONS.items()
+                           if fnn_activation_table[i].hidden)
+#: The initializer kernel_initializer='auto' picks for a layer, by its activation.
+AUTO_INITIALIZER = {name: fnn_activation_table[i].auto_init.decode()
+                    for name, i in ACTIVATIONS.items()}
+LOSSES = _codes(fnn_loss_names, FNN_LOSS_COUNT)
+BATCH_NORM = _codes(fnn_batch_norm_names, FNN_BN_COUNT, none=False)
+SOLVERS = {fnn_solver_table[i].name.decode(): i for i in range(FNN_SOLVER_COUNT)}
+CLIP = _codes(fnn_clip_names, FNN_CLIP_COUNT)
+PENALTIES = _codes(fnn_penalty_names, FNN_PENALTY_COUNT)
+
+# Where each vector the optimizer streams starts within a 4 KiB page, in
+# units of PAGE_SLOT_BYTES (see _network.staggered_empty); the core puts the
+# gradient in SLOT_GRAD.
+PAGE_SLOT_BYTES = FNN_PAGE_SLOT_BYTES
+SLOT_PARAMS = FNN_SLOT_PARAMS
+SLOT_MOMENT_M = FNN_SLOT_MOMENT_M
+SLOT_MOMENT_V = FNN_SLOT_MOMENT_V
+SLOT_GRAD = FNN_SLOT_GRAD
 
 
 class NonFiniteError(ArithmeticError):
@@ -248,6 +287,14 @@ cdef inline void *data_ptr(cnp.ndarray a):
     return cnp.PyArray_DATA(a)
 
 
+cdef int code(object value, int count, str name) except -1:
+    """`value` as a registry code in [0, count), else ValueError (the core
+    indexes its tables with it)."""
+    if not 0 <= value < count:
+        raise ValueError("%s code %r is outside the core's 0..%d" % (name, value, count - 1))
+    return value
+
+
 cdef cnp.ndarray vec(object a, object dtype, Py_ssize_t size, str name):
     """`a` as a C-contiguous 1-D array of dtype and size, else ValueError."""
     if not isinstance(a, np.ndarray) or a.dtype != dtype or a.ndim != 1 \
@@ -281,6 +328,8 @@ cdef class Network:
         if L < 1 or (u < 1).any():
             raise ValueError("units must hold at least two positive sizes")
         cdef cnp.ndarray act = vec(np.asarray(activation, dtype=np.int32), np.int32, L, "activation")
+        for a in act:
+            code(a, FNN_ACT_COUNT, "activation")
         cdef cnp.ndarray wo = vec(np.asarray(w_off, dtype=np.int64), np.int64, L, "w_off")
         cdef cnp.ndarray bo = vec(np.asarray(b_off, dtype=np.int64), np.int64, L, "b_off")
         cdef cnp.ndarray no = vec(np.asarray(bn_off, dtype=np.int64), np.int64, L, "bn_off")
@@ -303,21 +352,21 @@ cdef class Network:
         self.net.n_layers = <int32_t>L
         self.net.units = <const int64_t *>data_ptr(u)
         self.net.activation = <const int32_t *>data_ptr(act)
-        self.net.loss = loss
+        self.net.loss = code(loss, FNN_LOSS_COUNT, "loss")
         self.net.leaky_slope = leaky_slope
-        self.net.batch_norm = batch_norm
+        self.net.batch_norm = code(batch_norm, FNN_BN_COUNT, "batch_norm")
         self.net.batch_norm_input = bool(batch_norm_input)
         self.net.bn_momentum = bn_momentum
         self.net.bn_epsilon = bn_epsilon
         self.net.dropout = <const double *>data_ptr(dr) if dr is not None else NULL
         self.net.alpha_dropout = bool(alpha_dropout)
-        self.net.penalty = penalty
+        self.net.penalty = code(penalty, FNN_PENALTY_COUNT, "penalty")
         self.net.alpha = alpha
         self.net.l1_ratio = l1_ratio
         self.net.max_norm = max_norm if max_norm is not None else 0.0
-        self.net.clip = clip
+        self.net.clip = code(clip, FNN_CLIP_COUNT, "clip")
         self.net.clip_value = clip_value
-        self.net.solver = solver
+        self.net.solver = code(solver, FNN_SOLVER_COUNT, "solver")
         self.net.momentum = momentum
         self.net.nesterov = bool(nesterov)
         self.net.beta_1 = beta_1
@@ -460,7 +509,7 @@ def train_epoch(Network net, params, stats, opt_m, opt_v, opt_scalars, X, y, sam
     m = vec(opt_m, dtype, net.net.n_params, "opt_m")
     opt.m = data_ptr(m)
     opt.v = NULL
-    if net.net.solver in (SOLVERS["adam"], SOLVERS["adamax"], SOLVERS["nadam"]):
+    if fnn_solver_table[net.net.solver].uses_v:
         v = vec(opt_v, dtype, net.net.n_params, "opt_v")
         opt.v = data_ptr(v)
     opt.t = <int64_t>sc[0]

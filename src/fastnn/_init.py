@@ -19,6 +19,8 @@ Biases are not handled here: they start at 0.
 
 import numpy as np
 
+from ._core import AUTO_INITIALIZER
+
 __all__ = ["INITIALIZERS", "resolve_initializer", "init_kernel"]
 
 # name -> (scale, fan mode, distribution)
@@ -37,9 +39,6 @@ INITIALIZERS = ("auto",) + tuple(_SPECS)
 # stddev of a standard normal truncated to [-2, 2] (Keras' constant).
 _TRUNC_STD = 0.87962566103423978
 
-_HE_ACTIVATIONS = frozenset({"relu", "leaky_relu", "elu", "swish"})
-_LECUN_ACTIVATIONS = frozenset({"selu"})
-
 
 def _unknown(name):
     return ValueError(
@@ -51,7 +50,9 @@ def _unknown(name):
 def resolve_initializer(name, activation):
     """Resolve ``'auto'`` to a concrete initializer for a layer's activation.
 
-    ``'auto'`` gives ``'he_uniform'`` for relu, leaky_relu, elu and swish,
+    ``'auto'`` takes the activation's ``auto_init`` entry in the C core's
+    activation registry (``csrc/fastnn.h``), today:
+    ``'he_uniform'`` for relu, leaky_relu, elu and swish,
     ``'lecun_normal'`` for selu (the self-normalizing setting recommended by
     Klambauer et al., Keras and Géron) and ``'glorot_uniform'`` for anything
     else (identity, logistic, tanh, ...). For tanh/identity this is exactly
@@ -81,11 +82,7 @@ def resolve_initializer(name, activation):
         raise _unknown(name)
     if name != "auto":
         return name
-    if activation in _HE_ACTIVATIONS:
-        return "he_uniform"
-    if activation in _LECUN_ACTIVATIONS:
-        return "lecun_normal"
-    return "glorot_uniform"
+    return AUTO_INITIALIZER.get(activation, "glorot_uniform")
 
 
 def _truncated_standard_normal(rng, size):

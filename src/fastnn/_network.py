@@ -13,13 +13,16 @@ from . import _core
 
 
 # Byte offset within a 4 KiB page of each flat vector the optimizer streams
-# together; the core puts the gradient at slot 3 (train.c).
-PAGE_SLOT_BYTES = 512
+# together, in units of PAGE_SLOT_BYTES: one slot each for the parameters and
+# the two moment buffers; the core puts the gradient in SLOT_GRAD (fastnn.h).
+PAGE_SLOT_BYTES = _core.PAGE_SLOT_BYTES
+SLOT_PARAMS, SLOT_MOMENT_M, SLOT_MOMENT_V = (_core.SLOT_PARAMS, _core.SLOT_MOMENT_M,
+                                             _core.SLOT_MOMENT_V)
 
 
 def staggered_empty(n, dtype, slot):
-    """Uninitialized 1-D array of n elements starting slot * 512 bytes past a
-    4096-byte boundary.
+    """Uninitialized 1-D array of n elements starting slot * PAGE_SLOT_BYTES
+    bytes past a 4096-byte boundary.
 
     The update streams parameters, gradient and moments element by element.
     Large allocations all start at the same offset within a page, and then
@@ -118,7 +121,7 @@ class Layout:
 
     def pack(self, coefs, intercepts, bn_gamma, bn_beta, bn_mean, bn_var, dtype):
         """Flat (params, stats) vectors from per-layer arrays; shapes checked."""
-        params = staggered_empty(self.n_params, dtype, 0)
+        params = staggered_empty(self.n_params, dtype, SLOT_PARAMS)
         stats = np.empty(self.n_stats, dtype=dtype)
         if len(coefs) != self.n_layers or len(intercepts) != self.n_layers:
             raise ValueError("coefs_ and intercepts_ must have one array per layer "

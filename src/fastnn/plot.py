@@ -77,12 +77,74 @@ def _layer_labels(n):
     return [f"layer {i + 1}" for i in range(n - 1)] + ["output"]
 
 
+def _best_epoch(est, h, lbfgs):
+    """(epoch, restored, why) of the best epoch, or None: the highest
+    validation score when validating (the epoch whose weights early stopping
+    keeps: fastnn with ``restore_best_weights``, scikit-learn always), else
+    the lowest training loss."""
+    if lbfgs:
+        return None
+    score, loss = _series(h["val_score"]), _series(h["loss"])
+    if score.size and not np.isnan(score).all():
+        restored = bool(getattr(est, "early_stopping", False)) and \
+            bool(getattr(est, "restore_best_weights", True))
+        return int(np.nanargmax(score)) + 1, restored, "validation score"
+    if loss.size > 1 and not np.isnan(loss).all():
+        return int(np.nanargmin(loss)) + 1, False, "training loss"
+    return None
+
+
+# Where a legend may go inside its axes, in order of preference.
+_LEGEND_SPOTS = ("upper right", "upper left", "lower left", "lower right", "center right",
+                 "center left", "upper center", "lower center", "center")
+
+
+def _legend_clear_of(ax, handles, curves, fig):
+    """A legend on `ax` at the first spot where it covers none of `curves`
+    (lines of `ax` and of its twin). When no spot is free, the y axes get
+    headroom above the curves, the height of the legend, and the legend goes
+    there."""
+    legend = ax.legend(handles=handles, fontsize="small")
+    for headroom in (False, True):
+        if headroom:
+            box = legend.get_window_extent()
+            fraction = min(0.6, (box.height + 10) / ax.bbox.height)
+            for a in {ax, *(line.axes for line in curves)}:
+                lo, hi = a.get_ylim()
+                a.set_ylim(lo, lo + (hi - lo) / (1 - fraction))
+        fig.draw_without_rendering()  # the final layout: where things really are
+        paths = [_display_path(line) for line in curves]
+        for spot in _LEGEND_SPOTS:
+            legend.set_loc(spot)
+            box = legend.get_window_extent().padded(2)
+            if not any(p is not None and p.intersects_bbox(box, filled=False) for p in paths):
+                return legend
+    legend.set_loc("upper center")
+    return legend
+
+
+def _display_path(line):
+    """A line's finite points as a path in display (pixel) coordinates."""
+    from matplotlib.path import Path
+
+    xy = np.asarray(line.get_xydata(), dtype=float)
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if not len(xy):
+        return None
+    if len(xy) == 1:  # a lone marker: a tiny segment, so it can be hit
+        xy = np.vstack([xy, xy])
+    return Path(line.get_transform().transform(xy))
+
+
 def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
     """Plot a fitted estimator's training history in three panels.
 
     1. Training loss per epoch and, when recorded (``early_stopping=True``),
        the validation loss; the validation score (accuracy for a classifier,
-       R² for a regressor) on a twin y axis.
+       R² for a regressor) on a twin y axis. A dotted vertical line marks the
+       best epoch (highest validation score, else lowest training loss); its
+       legend entry says when early stopping restored that epoch's weights.
+       The legend goes where it covers no curve (above them if need be).
     2. The learning rate per epoch (the rate of the epoch's last step).
     3. The L2 norm of each Dense layer's kernel gradient, averaged over the
        epoch's steps: one line per layer, "layer 1" ... "output".
@@ -158,7 +220,7 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
     val_score, lr = _series(h["val_score"]), _series(h["lr"])
 
     # (1) loss, validation loss, validation score on a twin axis
-    handles = []
+    handles, loss_axes = [], [ax_loss]
     if loss.size:
         label = "final training loss (lbfgs)" if lbfgs and loss.size == 1 else "training loss"
         handles += ax_loss.plot(_epochs(loss.size, est), loss, label=label,
@@ -170,6 +232,7 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
                                 color="C1", **_style(val_loss.size))
     if val_score.size:
         ax_score = ax_loss.twinx()
+        loss_axes.append(ax_score)
         name = "accuracy" if is_classifier(est) else "R²"
         handles += ax_score.plot(_epochs(val_score.size, est), val_score, color="C2",
                                  linestyle="--", label=f"validation score ({name})",
@@ -178,8 +241,14 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
         # draw the loss axes (and its legend) above the twin's line
         ax_loss.set_zorder(ax_score.get_zorder() + 1)
         ax_loss.patch.set_visible(False)
-    if handles:
-        ax_loss.legend(handles=handles, loc="best", fontsize="small")
+    best = _best_epoch(est, h, lbfgs)
+    if best is not None:
+        epoch, restored, what = best
+        label = f"best epoch ({epoch}, {what})"
+        if restored:
+            label += ": weights restored"
+        handles.append(ax_loss.axvline(epoch, color="0.3", linestyle=":", linewidth=1.2,
+                                       label=label, gid="best_epoch"))
     ax_loss.set_title("loss")
     ax_loss.set_xlabel(xlabel)
     ax_loss.set_ylabel("loss")
@@ -218,4 +287,8 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
     ax_grad.set_ylabel("mean L2 norm of kernel gradient")
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if handles:
+        curves = [line for ax in loss_axes for line in ax.lines
+                  if line.get_gid() != "best_epoch"]
+        _legend_clear_of(ax_loss, handles, curves, fig)
     return fig

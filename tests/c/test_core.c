@@ -21,11 +21,7 @@
 
 #define MAXL 6
 
-static const char *const ACT_NAME[] = {"identity", "logistic", "tanh",  "relu",   "leaky_relu",
-                                       "elu",      "selu",     "swish", "softmax", "exp"};
-static const char *const LOSS_NAME[] = {"squared", "log", "binary_log", "poisson"};
-static const char *const SOLVER_NAME[] = {"sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam"};
-static const char *const CLIP_NAME[] = {"none", "value", "norm", "global_norm"};
+/* Test names come from the registries (fastnn.h). */
 /* The output activation paired with each loss (fastnn.h). */
 static const int32_t OUT_ACT[] = {FNN_ACT_IDENTITY, FNN_ACT_SOFTMAX, FNN_ACT_LOGISTIC,
                                   FNN_ACT_EXP};
@@ -597,6 +593,31 @@ static void t_badargs(int f32)
     bad.b_off = NULL;
     st = TRAIN(&bad, &D.data, order, 2, lrs, &rep);
     CHECK(st == FNN_ERR_BADARG, "train NULL b_off: %d", st);
+    /* Every code is checked against its registry's bound. */
+    int32_t *codes[] = {&bad.loss, &bad.batch_norm, &bad.penalty, &bad.clip, &bad.solver};
+    const int32_t counts[] = {FNN_LOSS_COUNT, FNN_BN_COUNT, FNN_PENALTY_COUNT, FNN_CLIP_COUNT,
+                              FNN_SOLVER_COUNT};
+    for (int c = 0; c < 5; c++)
+        for (int v = 0; v < 2; v++) {
+            bad = M.net;
+            *codes[c] = v ? counts[c] : -1;
+            st = TRAIN(&bad, &D.data, order, 2, lrs, &rep);
+            CHECK(st == FNN_ERR_BADARG, "train code #%d = %d: %d", c, *codes[c], st);
+        }
+    const int32_t bad_acts[][2] = {{FNN_ACT_COUNT, FNN_ACT_IDENTITY},
+                                   {-1, FNN_ACT_IDENTITY},
+                                   {FNN_ACT_TANH, FNN_ACT_COUNT},
+                                   {FNN_ACT_SOFTMAX, FNN_ACT_IDENTITY}}; /* output-only, hidden */
+    for (int a = 0; a < 4; a++) {
+        bad = M.net;
+        bad.activation = bad_acts[a];
+        st = TRAIN(&bad, &D.data, order, 2, lrs, &rep);
+        CHECK(st == FNN_ERR_BADARG, "train activations (%d, %d): %d", bad_acts[a][0],
+              bad_acts[a][1], st);
+        st = api_predict(f32, &bad, NULL, M.params, M.stats, &D.data, 0, 0, 0, out);
+        CHECK(st == FNN_ERR_BADARG, "predict activations (%d, %d): %d", bad_acts[a][0],
+              bad_acts[a][1], st);
+    }
 #undef TRAIN
     CHECK(M.opt.t == 0 && vsame(f32, p0, M.params, M.net.n_params),
           "a rejected call changed the parameters (t=%lld)", (long long)M.opt.t);
@@ -927,7 +948,8 @@ static void t_learn_loss(int loss, int f32)
 
 static void t_learn_solver(int solver, int nesterov, int f32)
 {
-    static const double LR[] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01};
+    /* One rate per registered solver; a solver without one (0) fails here. */
+    static const double LR[FNN_SOLVER_COUNT] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01};
     const int64_t u[] = {4, 8, 6, 1};
     model M;
     model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 30);
@@ -1832,6 +1854,93 @@ void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, fl
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                       float *c, int64_t ldc);
 
+fnn_status fnn_act_forward_f32(int act, double slope, float *out, const float *pre,
+                               int64_t rows, int64_t cols, int nt);
+fnn_status fnn_act_forward_f64(int act, double slope, double *out, const double *pre,
+                               int64_t rows, int64_t cols, int nt);
+fnn_status fnn_act_backward_f32(int act, double slope, float *dpre, const float *dout,
+                                const float *pre, const float *out, int64_t n, int nt);
+fnn_status fnn_act_backward_f64(int act, double slope, double *dpre, const double *dout,
+                                const double *pre, const double *out, int64_t n, int nt);
+fnn_status fnn_optim_step_f64(const fnn_net *net, double *params, const double *grad,
+                              fnn_optstate *opt, double lr, int nt);
+fnn_status fnn_clip_gradients_f64(const fnn_net *net, double *grad, const double *sq_norms,
+                                  int n_tensors, const int64_t *off, const int64_t *len,
+                                  int nt);
+double fnn_loss_sum_f64(int loss, const double *p, const double *y, const double *sw,
+                        int64_t rows, int64_t n_out, double *rowbuf, int nt);
+
+/* The registries' tables: one distinct, non-empty name per code, the hidden
+ * activations first-class (they have a backward), and each kernel that
+ * switches on a code answers FNN_ERR_BADARG, without side effects, for one
+ * outside its registry. */
+static void t_registry(void)
+{
+    const char *const *lists[] = {fnn_loss_names, fnn_batch_norm_names, fnn_clip_names,
+                                  fnn_penalty_names};
+    const int counts[] = {FNN_LOSS_COUNT, FNN_BN_COUNT, FNN_CLIP_COUNT, FNN_PENALTY_COUNT};
+    const char *names[16];
+    for (int k = 0; k < 6; k++) {
+        int n = k < 4 ? counts[k] : k == 4 ? FNN_ACT_COUNT : FNN_SOLVER_COUNT;
+        CHECK(n >= 2 && n <= 16, "registry %d has %d rows", k, n);
+        for (int i = 0; i < n && i < 16; i++) {
+            names[i] = k < 4    ? lists[k][i]
+                       : k == 4 ? fnn_activation_table[i].name
+                                : fnn_solver_table[i].name;
+            CHECK(names[i] != NULL && names[i][0] != 0, "registry %d row %d has no name", k, i);
+            for (int j = 0; j < i && names[i] != NULL; j++)
+                CHECK(names[j] == NULL || strcmp(names[i], names[j]) != 0,
+                      "registry %d: rows %d and %d are both '%s'", k, j, i, names[i]);
+        }
+    }
+    double pre[4] = {-1.0, -0.1, 0.2, 3.0}, out[4], d[4] = {1, 1, 1, 1};
+    float pre32[4] = {-1.0f, -0.1f, 0.2f, 3.0f}, out32[4], d32[4] = {1, 1, 1, 1};
+    for (int a = 0; a < FNN_ACT_COUNT; a++) {
+        CHECK(fnn_act_forward_f64(a, 0.01, out, pre, 1, 4, 1) == FNN_OK, "forward %d", a);
+        CHECK(fnn_act_forward_f32(a, 0.01, out32, pre32, 1, 4, 1) == FNN_OK, "forward %d", a);
+        if (fnn_activation_table[a].hidden) {
+            const char *nm = fnn_activation_table[a].name;
+            CHECK(fnn_activation_table[a].auto_init != NULL, "%s: no auto_init", nm);
+            CHECK(fnn_act_backward_f64(a, 0.01, d, d, pre, out, 4, 1) == FNN_OK, "%s", nm);
+            CHECK(fnn_act_backward_f32(a, 0.01, d32, d32, pre32, out32, 4, 1) == FNN_OK, "%s",
+                  nm);
+        }
+    }
+    for (int v = 0; v < 2; v++) {
+        const int act = v ? FNN_ACT_COUNT : -1;
+        CHECK(fnn_act_forward_f64(act, 0.01, out, pre, 1, 4, 1) == FNN_ERR_BADARG, "%d", act);
+        CHECK(fnn_act_forward_f32(act, 0.01, out32, pre32, 1, 4, 1) == FNN_ERR_BADARG, "%d",
+              act);
+        CHECK(fnn_act_backward_f64(act, 0.01, d, d, pre, out, 4, 1) == FNN_ERR_BADARG, "%d",
+              act);
+        CHECK(fnn_act_backward_f32(act, 0.01, d32, d32, pre32, out32, 4, 1) == FNN_ERR_BADARG,
+              "%d", act);
+    }
+    CHECK(fnn_act_backward_f64(FNN_ACT_SOFTMAX, 0.01, d, d, pre, out, 4, 1) == FNN_ERR_BADARG,
+          "softmax has no separate backward");
+
+    fnn_net net;
+    memset(&net, 0, sizeof net);
+    net.n_params = 4;
+    net.solver = FNN_SOLVER_COUNT;
+    double params[4] = {1, 2, 3, 4}, grad[4] = {1, 1, 1, 1}, m[4] = {0}, v[4] = {0};
+    fnn_optstate opt = {m, v, 0, 1.0};
+    CHECK(fnn_optim_step_f64(&net, params, grad, &opt, 0.1, 1) == FNN_ERR_BADARG, "solver");
+    CHECK(opt.t == 0 && params[0] == 1 && params[3] == 4, "a rejected update changed state");
+    net.solver = FNN_SOLVER_SGD;
+    CHECK(fnn_optim_step_f64(&net, params, grad, &opt, 0.1, 1) == FNN_OK && opt.t == 1,
+          "sgd step: t = %lld", (long long)opt.t);
+    const int64_t off = 0, len = 4;
+    const double sq = 4;
+    net.clip = FNN_CLIP_COUNT;
+    CHECK(fnn_clip_gradients_f64(&net, grad, &sq, 1, &off, &len, 1) == FNN_ERR_BADARG, "clip");
+    net.clip = FNN_CLIP_NONE;
+    CHECK(fnn_clip_gradients_f64(&net, grad, &sq, 1, &off, &len, 1) == FNN_OK, "clip none");
+    double y[4] = {0, 1, 0, 1}, rowbuf[1];
+    CHECK(isnan(fnn_loss_sum_f64(FNN_LOSS_COUNT, pre, y, NULL, 1, 4, rowbuf, 1)), "loss");
+    CHECK(isfinite(fnn_loss_sum_f64(FNN_LOSS_SQUARED, pre, y, NULL, 1, 4, rowbuf, 1)), "loss");
+}
+
 /* Each sgemm kernel the CPU can run (AVX-512, AVX2), called directly and
  * through fnn_gemm (which also decides where it is used), against a
  * double-precision reference: row counts around the tile heights, widths
@@ -1970,6 +2079,9 @@ int main(void)
 {
     printf("fastnn C-level tests: OpenMP %s (max threads %d)\n",
            fnn_has_openmp() ? "on" : "off", fnn_max_threads());
+    chk_begin("registry");
+    t_registry();
+    chk_end();
     for (int f32 = 0; f32 < 2; f32++) {
         chk_begin("bad_arguments[%s]", dt(f32));
         t_badargs(f32);
@@ -1996,24 +2108,26 @@ int main(void)
         chk_end();
     }
     for (int f32 = 0; f32 < 2; f32++) {
-        for (int a = 0; a <= FNN_ACT_SWISH; a++) {
-            chk_begin("learns_activation[%s,%s]", ACT_NAME[a], dt(f32));
+        for (int a = 0; a < FNN_ACT_COUNT; a++) {
+            if (!fnn_activation_table[a].hidden)
+                continue;
+            chk_begin("learns_activation[%s,%s]", fnn_activation_table[a].name, dt(f32));
             t_learn_activation(a, f32);
             chk_end();
         }
-        for (int l = 0; l < 4; l++) {
-            chk_begin("learns_loss[%s,%s]", LOSS_NAME[l], dt(f32));
+        for (int l = 0; l < FNN_LOSS_COUNT; l++) {
+            chk_begin("learns_loss[%s,%s]", fnn_loss_names[l], dt(f32));
             t_learn_loss(l, f32);
             chk_end();
         }
-        for (int s = 0; s < 6; s++)
+        for (int s = 0; s < FNN_SOLVER_COUNT; s++)
             for (int nes = 0; nes <= (s == FNN_SOLVER_SGD); nes++) {
-                chk_begin("learns_solver[%s%s,%s]", SOLVER_NAME[s], nes ? "_nesterov" : "",
+                chk_begin("learns_solver[%s%s,%s]", fnn_solver_table[s].name, nes ? "_nesterov" : "",
                           dt(f32));
                 t_learn_solver(s, nes, f32);
                 chk_end();
-                chk_begin("solver_update_rule[%s%s,%s]", SOLVER_NAME[s], nes ? "_nesterov" : "",
-                          dt(f32));
+                chk_begin("solver_update_rule[%s%s,%s]", fnn_solver_table[s].name,
+                          nes ? "_nesterov" : "", dt(f32));
                 t_solver_rule(s, nes, f32);
                 chk_end();
             }
@@ -2024,8 +2138,8 @@ int main(void)
             t_step_matches_loss_grad(bns[b][0], bns[b][1], f32);
             chk_end();
         }
-        for (int c = 1; c < 4; c++) {
-            chk_begin("clip[%s,%s]", CLIP_NAME[c], dt(f32));
+        for (int c = FNN_CLIP_NONE + 1; c < FNN_CLIP_COUNT; c++) {
+            chk_begin("clip[%s,%s]", fnn_clip_names[c], dt(f32));
             t_clip(c, f32);
             chk_end();
         }
