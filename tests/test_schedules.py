@@ -17,11 +17,13 @@ from fastnn.schedules import (
     SCHEDULE_NAMES,
     Adaptive,
     Constant,
+    CosineDecay,
     Exponential,
     InvScaling,
     LearningRateSchedule,
     OneCycle,
     PiecewiseConstant,
+    PolynomialDecay,
     Power,
     ReduceOnPlateau,
     make_schedule,
@@ -440,7 +442,11 @@ ALL = [Constant(), InvScaling(power_t=0.3), Adaptive(factor=0.1, min_lr=1e-5),
        PiecewiseConstant([2, 4], [0.1, 0.01, 0.001]),
        ReduceOnPlateau(factor=0.3, patience=2, min_delta=0.01, min_lr=1e-5,
                        cooldown=1),
-       OneCycle(max_lr=0.1, start_lr=0.01, last_lr=1e-5, last_fraction=0.2)]
+       OneCycle(max_lr=0.1, start_lr=0.01, last_lr=1e-5, last_fraction=0.2),
+       Exponential(s=7, staircase=True),
+       PiecewiseConstant([5, 11], [0.1, 0.01, 0.001], unit="step"),
+       CosineDecay(decay_steps=20, alpha=0.1, warmup_target=0.05, warmup_steps=4),
+       PolynomialDecay(decay_steps=9, end_learning_rate=1e-3, power=2.0, cycle=True)]
 
 
 @pytest.mark.parametrize("sched", ALL, ids=lambda s: type(s).__name__)
@@ -487,6 +493,7 @@ EXPECTED_TYPES = {
     "constant": Constant, "invscaling": InvScaling, "adaptive": Adaptive,
     "power": Power, "exponential": Exponential, "piecewise": PiecewiseConstant,
     "plateau": ReduceOnPlateau, "one_cycle": OneCycle,
+    "cosine": CosineDecay, "polynomial": PolynomialDecay,
 }
 
 
@@ -536,6 +543,12 @@ def test_make_schedule_bad_value(bad):
     ReduceOnPlateau(cooldown=-1),
     OneCycle(max_lr=0), OneCycle(start_lr=-1), OneCycle(last_lr=-1),
     OneCycle(last_fraction=1.0), OneCycle(last_fraction=-0.1),
+    Exponential(staircase="yes"), PiecewiseConstant(unit="steps"),
+    PiecewiseConstant([3], [0.1, 0.01], unit="batch"),
+    CosineDecay(decay_steps=0), CosineDecay(decay_steps=2.5), CosineDecay(alpha=-0.1),
+    CosineDecay(alpha=1.5), CosineDecay(warmup_target=0), CosineDecay(warmup_steps=-1),
+    PolynomialDecay(decay_steps=0), PolynomialDecay(end_learning_rate=-1),
+    PolynomialDecay(power=-1), PolynomialDecay(cycle=1),
 ], ids=repr)
 def test_bad_params_raise_at_start(sched):
     with pytest.raises(ValueError):
@@ -597,3 +610,222 @@ def test_keras_available_when_expected():
         pytest.skip("keras not importable")
     assert math.isclose(float(keras.optimizers.schedules.InverseTimeDecay(
         1.0, 1, 1)(1)), 0.5)
+
+
+# ------------------------------------------- staircase, step boundaries, cosine, polynomial
+
+
+@given(s=st.floats(0.5, 50), lr0=st.floats(1e-5, 1.0), spe=st.integers(1, 20))
+@settings(max_examples=50, deadline=None)
+def test_exponential_staircase_formula(s, lr0, spe):
+    lrs = run(Exponential(s=s, staircase=True), lr0=lr0, n_epochs=5, steps_per_epoch=spe)
+    expected = [lr0 * 0.1 ** math.floor(t / s) for t in range(5 * spe)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-13)
+
+
+def test_exponential_staircase_holds_then_drops():
+    lrs = run(Exponential(s=4, staircase=True), lr0=1.0, n_epochs=3, steps_per_epoch=4)
+    np.testing.assert_allclose(lrs, [1.0] * 4 + [0.1] * 4 + [0.01] * 4, rtol=1e-15)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("s", [1, 7.5, 20])
+def test_exponential_staircase_matches_keras(s):
+    keras = pytest.importorskip("keras")
+    lrs = run(Exponential(s=s, staircase=True), lr0=0.02, n_epochs=6, steps_per_epoch=13)
+    ref = keras.optimizers.schedules.ExponentialDecay(0.02, decay_steps=s, decay_rate=0.1,
+                                                      staircase=True)
+    theirs = np.array([float(ref(t)) for t in range(lrs.size)])
+    mask = theirs > 1e-30  # float32 underflow
+    np.testing.assert_allclose(lrs[mask], theirs[mask], rtol=1e-5)
+
+
+def step_piecewise_reference(boundaries, values, t):
+    for b, v in zip(boundaries, values):
+        if t <= b:
+            return v
+    return values[-1]
+
+
+@given(data=st.data(), spe=st.integers(1, 9), n_epochs=st.integers(1, 8))
+@settings(max_examples=50, deadline=None)
+def test_piecewise_step_formula(data, spe, n_epochs):
+    bounds = sorted(data.draw(st.sets(st.integers(0, 80), min_size=1, max_size=5)))
+    values = data.draw(st.lists(st.floats(1e-6, 1.0), min_size=len(bounds) + 1,
+                                max_size=len(bounds) + 1))
+    lrs = run(PiecewiseConstant(bounds, values, unit="step"), n_epochs=n_epochs,
+              steps_per_epoch=spe)
+    expected = [step_piecewise_reference(bounds, values, t) for t in range(n_epochs * spe)]
+    np.testing.assert_array_equal(lrs, expected)
+
+
+def test_piecewise_step_changes_inside_an_epoch():
+    lrs = run(PiecewiseConstant([2, 5], [0.3, 0.2, 0.1], unit="step"), n_epochs=2,
+              steps_per_epoch=4)
+    assert list(lrs) == [0.3, 0.3, 0.3, 0.2, 0.2, 0.2, 0.1, 0.1]
+
+
+def test_piecewise_step_default_uses_planned_steps():
+    lrs = run(PiecewiseConstant(unit="step"), lr0=1.0, n_epochs=2, steps_per_epoch=10)
+    # 20 planned steps: boundaries 10 and 15, Keras's rule t <= b
+    np.testing.assert_allclose(lrs, [1.0] * 11 + [0.1] * 5 + [0.01] * 4, rtol=1e-15)
+
+
+@pytest.mark.keras
+def test_piecewise_step_matches_keras():
+    keras = pytest.importorskip("keras")
+    bounds, values = [3, 10, 24], [0.1, 0.03, 0.01, 0.002]
+    lrs = run(PiecewiseConstant(bounds, values, unit="step"), n_epochs=5, steps_per_epoch=7)
+    ref = keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
+    theirs = np.array([float(ref(t)) for t in range(lrs.size)])
+    np.testing.assert_allclose(lrs, theirs, rtol=1e-6)
+
+
+def cosine_reference(lr0, t, T, alpha=0.0, warmup_target=None, warmup_steps=0):
+    """FORMULAS.md, one step at a time."""
+    if warmup_target is None:
+        return lr0 * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * min(t, T) / T)) + alpha)
+    if t < warmup_steps:
+        return lr0 + (warmup_target - lr0) * t / warmup_steps
+    t = min(t - warmup_steps, T)
+    return warmup_target * ((1 - alpha) * 0.5 * (1 + math.cos(math.pi * t / T)) + alpha)
+
+
+@given(T=st.integers(1, 60), alpha=st.floats(0, 1), lr0=st.floats(1e-5, 1.0),
+       warm=st.one_of(st.none(), st.tuples(st.floats(1e-4, 2.0), st.integers(0, 30))),
+       spe=st.integers(1, 9))
+@settings(max_examples=60, deadline=None)
+def test_cosine_formula(T, alpha, lr0, warm, spe):
+    target, wsteps = warm if warm is not None else (None, 0)
+    sched = CosineDecay(decay_steps=T, alpha=alpha, warmup_target=target, warmup_steps=wsteps)
+    lrs = run(sched, lr0=lr0, n_epochs=10, steps_per_epoch=spe)
+    expected = [cosine_reference(lr0, t, T, alpha, target, wsteps) for t in range(lrs.size)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12, atol=1e-300)
+
+
+def test_cosine_default_spans_the_planned_training():
+    lrs = run(CosineDecay(), lr0=1.0, n_epochs=4, steps_per_epoch=5)
+    assert lrs[0] == 1.0 and lrs[10] == pytest.approx(0.5)
+    assert np.all(np.diff(lrs) < 0)
+    w = run(CosineDecay(warmup_target=2.0, warmup_steps=4), lr0=0.0001, n_epochs=4,
+            steps_per_epoch=5)
+    np.testing.assert_allclose(w[:5], [1e-4 + k * (2.0 - 1e-4) / 4 for k in range(5)])
+    assert w[4] == 2.0 and np.all(np.diff(w[4:]) < 0)  # 16 decay steps end the plan
+    assert CosineDecay(warmup_target=2.0, warmup_steps=4).start(1.0, 4, 5, 50).decay_steps_ == 16
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("kwargs", [dict(decay_steps=30),
+                                    dict(decay_steps=25, alpha=0.2),
+                                    dict(decay_steps=20, alpha=0.05, warmup_target=0.1,
+                                         warmup_steps=8)])
+def test_cosine_matches_keras(kwargs):
+    keras = pytest.importorskip("keras")
+    lrs = run(CosineDecay(**kwargs), lr0=0.02, n_epochs=6, steps_per_epoch=7)
+    ref = keras.optimizers.schedules.CosineDecay(0.02, **kwargs)
+    theirs = np.array([float(ref(t)) for t in range(lrs.size)])
+    np.testing.assert_allclose(lrs, theirs, rtol=1e-5, atol=1e-9)
+
+
+def polynomial_reference(lr0, t, T, end, power, cycle):
+    if cycle:
+        T = T * max(1, math.ceil(t / T))
+    else:
+        t = min(t, T)
+    return (lr0 - end) * (1 - t / T) ** power + end
+
+
+@given(T=st.integers(1, 40), end=st.floats(0, 1e-3), power=st.floats(0, 3),
+       cycle=st.booleans(), lr0=st.floats(1e-3, 1.0), spe=st.integers(1, 9))
+@settings(max_examples=60, deadline=None)
+def test_polynomial_formula(T, end, power, cycle, lr0, spe):
+    sched = PolynomialDecay(decay_steps=T, end_learning_rate=end, power=power, cycle=cycle)
+    lrs = run(sched, lr0=lr0, n_epochs=8, steps_per_epoch=spe)
+    expected = [polynomial_reference(lr0, t, T, end, power, cycle) for t in range(lrs.size)]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-12)
+
+
+def test_polynomial_default_reaches_end_at_the_last_planned_step():
+    lrs = run(PolynomialDecay(), lr0=0.1, n_epochs=2, steps_per_epoch=5)
+    np.testing.assert_allclose(lrs, [(0.1 - 1e-4) * (1 - t / 10) + 1e-4 for t in range(10)])
+    s = PolynomialDecay().start(0.1, 2, 5, 50)
+    assert s.epoch_rates(2, 10, 2, 0)[-1] == pytest.approx(1e-4)  # stays there
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("kwargs", [dict(decay_steps=30),
+                                    dict(decay_steps=12, end_learning_rate=1e-3, power=2.0),
+                                    dict(decay_steps=9, end_learning_rate=1e-3, power=0.5,
+                                         cycle=True)])
+def test_polynomial_matches_keras(kwargs):
+    keras = pytest.importorskip("keras")
+    lrs = run(PolynomialDecay(**kwargs), lr0=0.02, n_epochs=6, steps_per_epoch=7)
+    ref = keras.optimizers.schedules.PolynomialDecay(0.02, **kwargs)
+    theirs = np.array([float(ref(t)) for t in range(lrs.size)])
+    np.testing.assert_allclose(lrs, theirs, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("make", [lambda: Exponential(s=5, staircase=True),
+                                  lambda: PiecewiseConstant([4, 9], [0.3, 0.2, 0.1],
+                                                            unit="step"),
+                                  lambda: CosineDecay(warmup_target=0.1, warmup_steps=7),
+                                  lambda: PolynomialDecay(decay_steps=13, cycle=True)])
+def test_new_schedules_do_not_depend_on_epoch_split(make):
+    whole = make().start(0.05, 6, 10, 100).epoch_rates(0, 0, 60, 0)
+    pieces = run(make(), lr0=0.05, n_epochs=6, steps_per_epoch=10, n_samples=100)
+    np.testing.assert_array_equal(whole, pieces)
+
+
+# ----------------------------------------------------- in an estimator
+
+
+NEW_SCHEDULES = [Exponential(s=40, staircase=True),
+                 PiecewiseConstant([15, 30], [0.01, 0.003, 0.001], unit="step"),
+                 CosineDecay(alpha=0.1, warmup_target=0.01, warmup_steps=10),
+                 PolynomialDecay(end_learning_rate=1e-4, power=2.0),
+                 "cosine", "polynomial"]
+
+
+@pytest.mark.parametrize("sched", NEW_SCHEDULES, ids=repr)
+def test_fit_with_each_new_schedule(sched):
+    from sklearn.datasets import load_digits
+
+    from fastnn import MLPClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    clf = MLPClassifier((32,), learning_rate=sched, learning_rate_init=0.01,
+                        batch_size=100, max_iter=5, random_state=0)
+    clf.fit(X, y)
+    spe = math.ceil(len(X) / 100)
+    # history_ records each epoch's last step rate: the schedule's own values
+    expected = make_schedule(sched).start(0.01, 5, spe, len(X))
+    expected = expected.epoch_rates(0, 0, 5 * spe, 0)[spe - 1::spe]
+    np.testing.assert_allclose(clf.history_["lr"], expected, rtol=1e-12)
+    assert clf.score(X, y) > 0.8
+    if not isinstance(sched, str):
+        assert not hasattr(sched, "lr0_")  # the estimator's object is not fitted
+
+
+@pytest.mark.parametrize("param, values, sched", [
+    ("learning_rate__alpha", [0.0, 0.5], CosineDecay()),
+    ("learning_rate__power", [1.0, 3.0], PolynomialDecay()),
+    ("learning_rate__staircase", [False, True], Exponential(s=5)),
+])
+def test_grid_search_over_a_schedule_parameter(param, values, sched):
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import GridSearchCV
+
+    from fastnn import MLPClassifier
+
+    X, y = make_classification(n_samples=120, n_features=6, random_state=0)
+    est = MLPClassifier((8,), learning_rate=sched, learning_rate_init=0.01, max_iter=3,
+                        random_state=0)
+    search = GridSearchCV(est, {param: values}, cv=2).fit(X, y)
+    assert [p[param] for p in search.cv_results_["params"]] == values
+    # the refitted model used the chosen value
+    best = search.best_estimator_
+    assert best.get_params()[param] == search.best_params_[param]
+    expected = clone(best.learning_rate).start(0.01, 3, 1, 120).epoch_rates(0, 0, 3, 0)
+    np.testing.assert_allclose(best.history_["lr"], expected, rtol=1e-12)
+    assert est.get_params()[param] == sched.get_params()[param.split("__")[1]]

@@ -197,7 +197,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         "max_fun": [Interval(Integral, 1, None, closed="left")],
         "rho": [Interval(Real, 0, 1, closed="both")],
         "initial_accumulator_value": [Interval(Real, 0, None, closed="left")],
-        "kernel_initializer": [StrOptions(set(INITIALIZERS))],
+        "kernel_initializer": [StrOptions(set(INITIALIZERS)), HasMethods(["draw_kernel"])],
         "batch_norm": ["boolean", StrOptions({"before", "after"})],
         "batch_norm_input": ["boolean"],
         "batch_norm_momentum": [Interval(Real, 0, 1, closed="both")],

@@ -86,6 +86,8 @@ def resolve_initializer(name, activation):
     ValueError
         If ``name`` is not a valid initializer.
     """
+    if hasattr(name, "draw_kernel"):  # an object, e.g. initializers.VarianceScaling
+        return name
     if not isinstance(name, str) or name not in INITIALIZERS:
         raise _unknown(name)
     if name != "auto":
@@ -172,6 +174,8 @@ def init_kernel(name, fan_in, fan_out, rng, dtype=np.float64):
         For an unknown name, ``'auto'``, ``'sklearn'``, non-positive fans or a
         non-float dtype.
     """
+    if hasattr(name, "draw_kernel"):  # an object, e.g. initializers.VarianceScaling
+        return name.draw_kernel(fan_in, fan_out, rng, dtype)
     if not isinstance(name, str) or name not in _SPECS:
         if name == "auto":
             raise ValueError(

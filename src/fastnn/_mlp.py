@@ -42,9 +42,10 @@ _PARAMETERS_DOC = """
         sklearn's 'constant', 'invscaling' and 'adaptive' (which, as in
         sklearn, only change the 'sgd' solver's rate), or a schedule applied to
         every solver but lbfgs: 'power', 'exponential', 'piecewise',
-        'plateau', 'one_cycle', or an instance from :mod:`fastnn.schedules`
-        (``Power``, ``Exponential``, ``PiecewiseConstant``,
-        ``ReduceOnPlateau``, ``OneCycle``, ...) whose parameters can be
+        'plateau', 'one_cycle', 'cosine', 'polynomial', or an instance from
+        :mod:`fastnn.schedules` (``Power``, ``Exponential``,
+        ``PiecewiseConstant``, ``ReduceOnPlateau``, ``OneCycle``,
+        ``CosineDecay``, ``PolynomialDecay``, ...) whose parameters can be
         searched as ``learning_rate__<param>``. Rates are computed per step
         in Python and handed to the C loop once per epoch.
 
@@ -116,7 +117,7 @@ _PARAMETERS_DOC = """
     initial_accumulator_value : float, default=0.1
         Starting value of AdaGrad's accumulators (Keras's default).
 
-    kernel_initializer : str, default='auto'
+    kernel_initializer : str or VarianceScaling, default='auto'
         Initialization of each layer: 'sklearn' is scikit-learn's scheme
         (kernel and bias uniform in +-sqrt(6 / (fan_in + fan_out)), 2 instead
         of 6 for 'logistic', drawn from ``random_state`` as scikit-learn does);
@@ -130,7 +131,10 @@ _PARAMETERS_DOC = """
         the output layer follows the ``activation`` parameter as in
         scikit-learn (the last hidden activation when given per layer). So by
         default, with scikit-learn's activations, the same ``random_state``
-        gives scikit-learn's model.
+        gives scikit-learn's model. A
+        :class:`fastnn.initializers.VarianceScaling` object gives any scale,
+        fan mode and distribution (searchable as
+        ``kernel_initializer__<param>``).
 
     batch_norm : {False, True, 'before', 'after'}, default=False
         BatchNormalization on every hidden layer, before (True) or after its

@@ -41,6 +41,8 @@ __all__ = [
     "PiecewiseConstant",
     "ReduceOnPlateau",
     "OneCycle",
+    "CosineDecay",
+    "PolynomialDecay",
     "make_schedule",
     "SCHEDULE_NAMES",
 ]
@@ -339,14 +341,17 @@ class Exponential(LearningRateSchedule):
     """Exponential scheduling (Géron), per step: ``lr0 * 0.1 ** (t / s)``.
 
     ``t`` is the 0-based global step; the rate drops 10-fold every ``s`` steps.
-    Same as Keras' ``ExponentialDecay(lr0, decay_steps=s, decay_rate=0.1)``
-    (not staircase).
+    Same as Keras' ``ExponentialDecay(lr0, decay_steps=s, decay_rate=0.1,
+    staircase=staircase)``.
 
     Parameters
     ----------
     s : float or None, default=None
         Steps per 10-fold decrease, > 0. None means 20 epochs' worth of steps,
         ``20 * steps_per_epoch`` (Géron's choice).
+    staircase : bool, default=False
+        Use ``floor(t / s)`` as the exponent: the rate stays constant for
+        ``s`` steps, then drops 10-fold at once.
 
     Attributes
     ----------
@@ -354,36 +359,52 @@ class Exponential(LearningRateSchedule):
         The ``s`` in use.
     """
 
-    def __init__(self, s=None):
+    def __init__(self, s=None, staircase=False):
         self.s = s
+        self.staircase = staircase
 
     def _validate(self):
         _check_real("s", self.s, low=0, low_open=True, allow_none=True)
+        if not isinstance(self.staircase, (bool, np.bool_)):
+            raise ValueError(f"staircase must be a bool, got {self.staircase!r}.")
         self.s_ = float(DEFAULT_S_EPOCHS * self.steps_per_epoch_
                         if self.s is None else self.s)
 
     def _rates(self, epoch, steps, samples_seen):
-        return self.lr0_ * 0.1 ** (steps / self.s_)
+        exponent = steps / self.s_
+        if self.staircase:
+            exponent = np.floor(exponent)
+        return self.lr0_ * 0.1 ** exponent
 
 
 class PiecewiseConstant(LearningRateSchedule):
-    """Piecewise-constant rate by epoch.
+    """Piecewise-constant rate by epoch (Géron) or by step (Keras).
 
-    Epoch ``e`` (0-based) uses ``values[i]`` for the first ``i`` with
-    ``e < boundaries[i]``, and ``values[-1]`` from ``boundaries[-1]`` on. Values
-    are absolute rates (as Keras' ``PiecewiseConstantDecay``), not multipliers
-    of ``learning_rate_init``.
+    With ``unit='epoch'``, epoch ``e`` (0-based) uses ``values[i]`` for the
+    first ``i`` with ``e < boundaries[i]``, and ``values[-1]`` from
+    ``boundaries[-1]`` on (Géron's ``piecewise_constant_fn``).
+
+    With ``unit='step'``, the 0-based global step ``t`` uses ``values[i]`` for
+    the first ``i`` with ``t <= boundaries[i]``, and ``values[-1]`` after
+    ``boundaries[-1]``: exactly Keras' ``PiecewiseConstantDecay(boundaries,
+    values)``, so Keras boundaries carry over unchanged (note ``<=``: the
+    switch comes one step later than the epoch rule would put it).
+
+    Values are absolute rates (as Keras'), not multipliers of
+    ``learning_rate_init``.
 
     Parameters
     ----------
     boundaries : sequence of numbers or None, default=None
-        Strictly increasing epoch boundaries.
+        Strictly increasing boundaries, in epochs or steps (``unit``).
     values : sequence of float or None, default=None
         Rates, ``len(boundaries) + 1`` of them, each > 0.
         When both are None (``learning_rate='piecewise'``) the rates are
         ``[lr0, lr0 / 10, lr0 / 100]`` with boundaries at 50% and 75% of the
-        planned epochs: ``b1 = max(1, n_epochs // 2)``,
-        ``b2 = max(b1 + 1, 3 * n_epochs // 4)``.
+        planned epochs (or steps): with ``n`` that number,
+        ``b1 = max(1, n // 2)``, ``b2 = max(b1 + 1, 3 * n // 4)``.
+    unit : {'epoch', 'step'}, default='epoch'
+        What the boundaries count.
 
     Attributes
     ----------
@@ -391,11 +412,14 @@ class PiecewiseConstant(LearningRateSchedule):
     values_ : ndarray of float64
     """
 
-    def __init__(self, boundaries=None, values=None):
+    def __init__(self, boundaries=None, values=None, unit="epoch"):
         self.boundaries = boundaries
         self.values = values
+        self.unit = unit
 
     def _validate(self):
+        if self.unit not in ("epoch", "step"):
+            raise ValueError(f"unit must be 'epoch' or 'step', got {self.unit!r}.")
         if (self.boundaries is None) != (self.values is None):
             raise ValueError(
                 "PiecewiseConstant needs both boundaries and values, or "
@@ -403,6 +427,8 @@ class PiecewiseConstant(LearningRateSchedule):
             )
         if self.boundaries is None:
             n = self.n_epochs_
+            if self.unit == "step":
+                n *= self.steps_per_epoch_
             b1 = max(1, n // 2)
             b2 = max(b1 + 1, (3 * n) // 4)
             self.boundaries_ = np.array([b1, b2], dtype=np.float64)
@@ -434,8 +460,9 @@ class PiecewiseConstant(LearningRateSchedule):
         self.values_ = v
 
     def _rates(self, epoch, steps, samples_seen):
-        i = np.searchsorted(self.boundaries_, epoch, side="right")
-        return self.values_[i]
+        if self.unit == "step":
+            return self.values_[np.searchsorted(self.boundaries_, steps, side="left")]
+        return self.values_[np.searchsorted(self.boundaries_, epoch, side="right")]
 
 
 class ReduceOnPlateau(LearningRateSchedule):
@@ -584,6 +611,124 @@ class OneCycle(LearningRateSchedule):
         )
 
 
+class CosineDecay(LearningRateSchedule):
+    """Cosine decay with optional linear warm-up, per step (Keras' ``CosineDecay``).
+
+    With ``t`` the 0-based global step and ``T = decay_steps``:
+
+    - without warm-up (``warmup_target=None``):
+      ``lr = lr0 * ((1 - alpha) * d(t) + alpha)``,
+      ``d(t) = 0.5 * (1 + cos(pi * min(t, T) / T))``;
+    - with warm-up: for ``t < warmup_steps`` the rate rises linearly,
+      ``lr0 + (warmup_target - lr0) * t / warmup_steps``; after that it decays
+      as above from ``warmup_target`` with ``t - warmup_steps`` steps done.
+
+    ``lr0`` is the estimator's ``learning_rate_init``. After the decay the
+    rate stays at ``alpha`` times its peak.
+
+    Parameters
+    ----------
+    decay_steps : int or None, default=None
+        Steps of the cosine decay, >= 1. None means the rest of the planned
+        training: ``n_epochs * steps_per_epoch - warmup_steps`` (at least 1).
+    alpha : float, default=0.0
+        Final rate as a fraction of the peak, in [0, 1].
+    warmup_target : float or None, default=None
+        Rate reached at the end of the warm-up, > 0; None: no warm-up.
+    warmup_steps : int, default=0
+        Length of the warm-up, >= 0 (used only with ``warmup_target``).
+
+    Attributes
+    ----------
+    decay_steps_ : int
+        The ``decay_steps`` in use.
+    """
+
+    def __init__(self, decay_steps=None, alpha=0.0, warmup_target=None, warmup_steps=0):
+        self.decay_steps = decay_steps
+        self.alpha = alpha
+        self.warmup_target = warmup_target
+        self.warmup_steps = warmup_steps
+
+    def _validate(self):
+        if self.decay_steps is not None:
+            _check_int("decay_steps", self.decay_steps, 1)
+        _check_real("alpha", self.alpha, low=0, high=1)
+        _check_real("warmup_target", self.warmup_target, low=0, low_open=True,
+                    allow_none=True)
+        _check_int("warmup_steps", self.warmup_steps, 0)
+        warmup = self.warmup_steps if self.warmup_target is not None else 0
+        self.decay_steps_ = int(self.decay_steps if self.decay_steps is not None else
+                                max(1, self.n_epochs_ * self.steps_per_epoch_ - warmup))
+
+    def _decayed(self, t, peak):
+        done = np.minimum(t, self.decay_steps_) / self.decay_steps_
+        return peak * ((1 - self.alpha) * 0.5 * (1 + np.cos(np.pi * done)) + self.alpha)
+
+    def _rates(self, epoch, steps, samples_seen):
+        if self.warmup_target is None or self.warmup_steps == 0:
+            peak = self.lr0_ if self.warmup_target is None else self.warmup_target
+            return self._decayed(steps, peak)
+        w = self.warmup_steps
+        rising = self.lr0_ + (self.warmup_target - self.lr0_) * steps / w
+        return np.where(steps < w, rising, self._decayed(steps - w, self.warmup_target))
+
+
+class PolynomialDecay(LearningRateSchedule):
+    """Polynomial decay, per step (Keras' ``PolynomialDecay``).
+
+    With ``t`` the 0-based global step and ``T = decay_steps``:
+    ``lr = (lr0 - end_learning_rate) * (1 - min(t, T) / T) ** power +
+    end_learning_rate``, so the rate goes from ``lr0`` (the estimator's
+    ``learning_rate_init``) to ``end_learning_rate`` in ``T`` steps and stays
+    there. With ``cycle=True``, ``T`` becomes the first multiple of
+    ``decay_steps`` that is >= ``t`` (``decay_steps`` at ``t = 0``), and
+    ``min(t, T)`` is just ``t``: the decay restarts, ever slower.
+
+    Parameters
+    ----------
+    decay_steps : int or None, default=None
+        Steps of the decay, >= 1. None means the whole planned training,
+        ``n_epochs * steps_per_epoch``.
+    end_learning_rate : float, default=1e-4
+        Final rate, >= 0 (Keras' default).
+    power : float, default=1.0
+        Exponent, >= 0; 1 is a linear decay.
+    cycle : bool, default=False
+
+    Attributes
+    ----------
+    decay_steps_ : int
+        The ``decay_steps`` in use.
+    """
+
+    def __init__(self, decay_steps=None, end_learning_rate=1e-4, power=1.0, cycle=False):
+        self.decay_steps = decay_steps
+        self.end_learning_rate = end_learning_rate
+        self.power = power
+        self.cycle = cycle
+
+    def _validate(self):
+        if self.decay_steps is not None:
+            _check_int("decay_steps", self.decay_steps, 1)
+        _check_real("end_learning_rate", self.end_learning_rate, low=0)
+        _check_real("power", self.power, low=0)
+        if not isinstance(self.cycle, (bool, np.bool_)):
+            raise ValueError(f"cycle must be a bool, got {self.cycle!r}.")
+        self.decay_steps_ = int(self.decay_steps if self.decay_steps is not None
+                                else self.n_epochs_ * self.steps_per_epoch_)
+
+    def _rates(self, epoch, steps, samples_seen):
+        T = float(self.decay_steps_)
+        if self.cycle:
+            T = T * np.maximum(1.0, np.ceil(steps / T))
+            t = steps
+        else:
+            t = np.minimum(steps, T)
+        end = self.end_learning_rate
+        return (self.lr0_ - end) * (1.0 - t / T) ** self.power + end
+
+
 _FACTORIES = {
     "constant": lambda power_t: Constant(),
     "invscaling": lambda power_t: InvScaling(power_t=power_t),
@@ -593,6 +738,8 @@ _FACTORIES = {
     "piecewise": lambda power_t: PiecewiseConstant(),
     "plateau": lambda power_t: ReduceOnPlateau(),
     "one_cycle": lambda power_t: OneCycle(),
+    "cosine": lambda power_t: CosineDecay(),
+    "polynomial": lambda power_t: PolynomialDecay(),
 }
 
 #: Valid string values of the estimators' ``learning_rate`` parameter.
