@@ -154,7 +154,10 @@ def run_worker(peer, workload, threads, args):
 
 def _progress(res):
     tag = f"[{res['workload']:<10}] {res['peer']:<7} {res['threads']}T"
-    if res["status"] == "ok" and "seconds" in res:
+    if res["status"] == "ok" and "latency_us" in res:
+        msg = "µs per call: " + ", ".join(f"{rows} rows {us:.1f}" for rows, us in res["latency_us"].items()) \
+            + f"  score {res.get('score', float('nan')):.3f}"
+    elif res["status"] == "ok" and "seconds" in res:
         msg = f"{res['seconds']:.3f} s  score {res.get('score', float('nan')):.3f}  " \
               f"peak RSS {res.get('peak_rss_mb', 0):.0f} MB"
     elif res["status"] == "ok" and "sgemm_gflops" in res:

@@ -79,7 +79,7 @@ _FULL = {
         description="GridSearchCV(StandardScaler + MLPClassifier(max_iter=30)) over hidden (100,)/(256,128),"
                     " alpha 1e-4/1e-2, lr 1e-3/3e-3, cv=3, n_jobs=1, on load_digits stacked 4x (float64)"),
     "latency": Workload(
-        "latency", "classification", 1797, 64, 10, (100,), "relu", False, "adam", 1e-3, 200, 1,
+        "latency", "classification", 1797, 64, 10, (100,), "relu", False, "adam", 1e-3, 200, 10,
         mode="latency", predict_fit_rows=1797,
         description="predict_proba of 1 row and of 100 rows on a digits-sized network (64-100-10),"
                     " microseconds per call (brief untimed fit first)"),
