@@ -5,8 +5,9 @@ in a fresh worker process, before any data exists); ``build(w)`` makes a fresh
 untrained model (untimed: Keras compiles here, torch builds its optimizer);
 ``fit(model, X, y, w)`` is what gets timed; ``predict_proba(model, X)`` is timed
 in the ``predict`` workload, ``predict_small(model, X)`` (predict_proba the way
-a service calls it on a few rows) in the ``latency`` workload; ``score`` (accuracy or R^2 on training rows) is an
-untimed sanity check that every peer really trained.
+a service calls it on a few rows) in the ``latency`` workload; ``score``
+(accuracy or R^2 on training rows) is an untimed sanity check that every peer
+really trained.
 
 Equivalence choices (same for every peer unless noted): float32 (float64 X, as in
 ``chapter64``, is converted to float32 inside the timed fit by torch, Keras and
@@ -320,7 +321,7 @@ class JaxPeer:
     is imported.  The often-quoted XLA_FLAGS ``--xla_cpu_multi_thread_eigen=false
     intra_op_parallelism_threads=1`` do not limit them in jax 0.10: a jitted
     2048x2048 matmul loop kept 4 threads busy with those flags, 1 with NPROC=1
-    (per-thread CPU time in /proc/self/task).
+    (per-thread CPU time in /proc/self/task, 2-CPU machine).
     """
     name = "jax"
     BN_MOMENTUM, BN_EPS = 0.99, 1e-3
