@@ -4,10 +4,14 @@
 in a fresh worker process, before any data exists); ``build(w)`` makes a fresh
 untrained model (untimed: Keras compiles here, torch builds its optimizer);
 ``fit(model, X, y, w)`` is what gets timed; ``predict_proba(model, X)`` is timed
-in the ``predict`` workload; ``score`` (accuracy or R^2 on training rows) is an
-untimed sanity check that every peer really trained.
+in the ``predict`` workload, ``predict_small(model, X)`` (predict_proba the way
+a service calls it on a few rows) in the ``latency`` workload; ``score``
+(accuracy or R^2 on training rows) is an untimed sanity check that every peer
+really trained.
 
-Equivalence choices (same for every peer unless noted): float32, same data and
+Equivalence choices (same for every peer unless noted): float32 (float64 X, as in
+``chapter64``, is converted to float32 inside the timed fit by torch, Keras and
+JAX, as Keras does; fastnn and sklearn compute in float64), same data and
 architecture, same optimizer and batch size, shuffling every epoch, no weight
 penalty, no early stopping, no validation split, no metrics.
 """
@@ -41,6 +45,11 @@ def _dist_version(name):
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
         return "?"
+
+
+def _float32(X):
+    """X as float32 (a copy only when it is not float32 already)."""
+    return np.ascontiguousarray(X, dtype=np.float32)
 
 
 def _r2(pred, y):
@@ -78,6 +87,8 @@ class _SklearnAPI:
 
     def predict_proba(self, model, X):
         return model.predict_proba(X)
+
+    predict_small = predict_proba
 
     def search(self, w, X, y):
         """The grid search a scikit-learn user runs every day (workload `search`)."""
@@ -176,7 +187,7 @@ class TorchPeer:
         torch = self.torch
         model, opt = model_opt
         params = [p for p in model.parameters()]
-        Xt = torch.from_numpy(X)
+        Xt = torch.from_numpy(_float32(X))
         if w.task == "classification":
             yt, loss_fn = torch.from_numpy(y), torch.nn.CrossEntropyLoss()
         else:
@@ -203,14 +214,16 @@ class TorchPeer:
         model = model_opt[0]
         model.eval()
         with torch.inference_mode():
-            return torch.softmax(model(torch.from_numpy(X)), dim=1).numpy()
+            return torch.softmax(model(torch.from_numpy(_float32(X))), dim=1).numpy()
+
+    predict_small = predict_proba  # eager mode, inference_mode: already the cheap path
 
     def score(self, model_opt, X, y, w):
         torch = self.torch
         model = model_opt[0]
         model.eval()
         with torch.inference_mode():
-            out = model(torch.from_numpy(X)).numpy()
+            out = model(torch.from_numpy(_float32(X))).numpy()
         if w.task == "classification":
             return float((out.argmax(1) == y).mean())
         return _r2(out, y)
@@ -279,6 +292,10 @@ class KerasPeer:
         # one batch = the whole array, like the other peers (default batch_size 32 would be unfair)
         return model.predict(X, batch_size=X.shape[0], verbose=0)
 
+    def predict_small(self, model, X):
+        # model.predict builds a data pipeline per call; a direct call is the few-rows path
+        return model(X, training=False).numpy()
+
     def score(self, model, X, y, w):
         out = model.predict(X, batch_size=4096, verbose=0)
         if w.task == "classification":
@@ -286,10 +303,204 @@ class KerasPeer:
         return _r2(out, y)
 
 
-PEERS = {"fastnn": FastnnPeer, "sklearn": SklearnPeer, "torch": TorchPeer, "keras": KerasPeer}
+# --------------------------------------------------------------------------- JAX
+class JaxPeer:
+    """Pure JAX (no flax/optax): Dense, BatchNorm, activations, losses, clipnorm
+    and the optimizers are written out below, with Keras' semantics and formulas.
+
+    One epoch is one jit-compiled function: a ``lax.scan`` of the training step
+    over the full mini-batches of a per-epoch permutation; a last partial batch
+    goes through a separately jitted step.  Compilation happens inside the timed
+    fit (each timed run builds a fresh model, hence fresh jitted functions).
+    float32 throughout (jax_enable_x64 stays off): float64 X is converted in the
+    timed fit, as Keras does.
+
+    Threads: XLA's CPU client sizes its thread pools (the Eigen intra-op pool
+    and the client's task pool) from the NPROC environment variable when it is
+    set, else from the CPUs available, so setup sets NPROC=threads before jax
+    is imported.  The often-quoted XLA_FLAGS ``--xla_cpu_multi_thread_eigen=false
+    intra_op_parallelism_threads=1`` do not limit them in jax 0.10: a jitted
+    2048x2048 matmul loop kept 4 threads busy with those flags, 1 with NPROC=1
+    (per-thread CPU time in /proc/self/task, 2-CPU machine).
+    """
+    name = "jax"
+    BN_MOMENTUM, BN_EPS = 0.99, 1e-3
+    BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+    def setup(self, threads):
+        os.environ["NPROC"] = str(threads)
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        import jax
+        import jaxlib
+        self.jax, self.jnp = jax, jax.numpy
+        self._limits = _limit_threadpools(threads)
+        return {"jax": jax.__version__, "jaxlib": jaxlib.__version__}
+
+    # ---- model -------------------------------------------------------------
+    def _init_params(self, w):
+        jax, jnp = self.jax, self.jnp
+        key = jax.random.PRNGKey(0)
+        sizes = w.layer_sizes
+        params, stats = [], []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            key, sub = jax.random.split(key)
+            if w.kernel_initializer == "he_normal":  # Keras: truncated at 2 sd, sd sqrt(2/fan_in)
+                W = jax.random.truncated_normal(sub, -2.0, 2.0, (a, b)) * (np.sqrt(2.0 / a) / 0.87962566103423978)
+            else:  # Keras' default, glorot_uniform
+                lim = np.sqrt(6.0 / (a + b))
+                W = jax.random.uniform(sub, (a, b), minval=-lim, maxval=lim)
+            hidden = i < len(sizes) - 2
+            if hidden and w.batch_norm:  # Dense without bias, then BatchNorm
+                params.append({"W": W, "gamma": jnp.ones(b), "beta": jnp.zeros(b)})
+                stats.append({"mean": jnp.zeros(b), "var": jnp.ones(b)})
+            else:
+                params.append({"W": W, "b": jnp.zeros(b)})
+                if hidden:
+                    stats.append({})
+        return params, stats
+
+    def _forward(self, w, params, stats, x, training):
+        """Output-layer values (logits, or the regression output) and the new BN statistics."""
+        jax, jnp = self.jax, self.jnp
+        act = {"relu": lambda z: jnp.maximum(z, 0.0),
+               "elu": lambda z: jnp.where(z > 0, z, jnp.expm1(jnp.minimum(z, 0.0))),
+               "swish": lambda z: z * jax.nn.sigmoid(z)}[w.activation]
+        m, eps = self.BN_MOMENTUM, self.BN_EPS
+        h, new_stats = x, []
+        for layer, st in zip(params[:-1], stats):
+            z = h @ layer["W"]
+            if "gamma" in layer:
+                if training:  # batch statistics (biased variance); moving averages updated
+                    mu, var = z.mean(0), z.var(0)
+                    st = {"mean": m * st["mean"] + (1 - m) * jax.lax.stop_gradient(mu),
+                          "var": m * st["var"] + (1 - m) * jax.lax.stop_gradient(var)}
+                else:
+                    mu, var = st["mean"], st["var"]
+                z = (z - mu) * jax.lax.rsqrt(var + eps) * layer["gamma"] + layer["beta"]
+            else:
+                z = z + layer["b"]
+            new_stats.append(st)
+            h = act(z)
+        return h @ params[-1]["W"] + params[-1]["b"], new_stats
+
+    def _loss(self, w, params, stats, xb, yb):
+        jnp = self.jnp
+        out, new_stats = self._forward(w, params, stats, xb, True)
+        if w.task == "classification":  # softmax cross-entropy, integer labels
+            logp = out - _logsumexp(jnp, out)
+            loss = -jnp.take_along_axis(logp, yb[:, None], axis=1).mean()
+        else:  # Keras' MSE
+            loss = ((out[:, 0] - yb) ** 2).mean()
+        return loss, new_stats
+
+    def _optimizer(self, w):
+        """(init(params) -> state, update(params, grads, state) -> (params, state))."""
+        jnp, tmap = self.jnp, self.jax.tree_util.tree_map
+        lr, b1, b2, eps = w.lr, self.BETA1, self.BETA2, self.EPS
+        zeros = lambda params: tmap(jnp.zeros_like, params)  # noqa: E731
+        if w.solver == "sgd":  # v <- mu v - lr g; theta <- theta + v
+            def update(params, g, s):
+                v = tmap(lambda v, g: w.momentum * v - lr * g, s["v"], g)
+                return tmap(lambda p, v: p + v, params, v), {"v": v}
+            return (lambda params: {"v": zeros(params)}), update
+
+        def moments(g, s):
+            m = tmap(lambda m, g: b1 * m + (1 - b1) * g, s["m"], g)
+            v = tmap(lambda v, g: b2 * v + (1 - b2) * g * g, s["v"], g)
+            return m, v
+
+        if w.solver == "adam":
+            def update(params, g, s):
+                t = s["t"] + 1
+                m, v = moments(g, s)
+                lr_t = lr * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                params = tmap(lambda p, m, v: p - lr_t * m / (jnp.sqrt(v) + eps), params, m, v)
+                return params, {"t": t, "m": m, "v": v}
+            return (lambda params: {"t": jnp.float32(0), "m": zeros(params), "v": zeros(params)}), update
+        if w.solver == "nadam":  # Keras 3's formula (FORMULAS.md)
+            def update(params, g, s):
+                t = s["t"] + 1
+                mu_t = b1 * (1 - 0.5 * 0.96 ** t)
+                mu_next = b1 * (1 - 0.5 * 0.96 ** (t + 1))
+                prod = s["prod"] * mu_t
+                m, v = moments(g, s)
+                c_m, c_g, c_v = mu_next / (1 - prod * mu_next), (1 - mu_t) / (1 - prod), 1 / (1 - b2 ** t)
+                params = tmap(lambda p, m, v, g: p - lr * (c_m * m + c_g * g) / (jnp.sqrt(v * c_v) + eps),
+                              params, m, v, g)
+                return params, {"t": t, "prod": prod, "m": m, "v": v}
+            return (lambda params: {"t": jnp.float32(0), "prod": jnp.float32(1), "m": zeros(params),
+                                    "v": zeros(params)}), update
+        raise ValueError(w.solver)
+
+    def build(self, w):
+        """Fresh parameters and fresh (not yet compiled) jitted functions."""
+        jax, jnp = self.jax, self.jnp
+        params, stats = self._init_params(w)
+        opt_init, opt_update = self._optimizer(w)
+        grad_fn = jax.value_and_grad(lambda p, s, xb, yb: self._loss(w, p, s, xb, yb), has_aux=True)
+        c = w.clipnorm
+
+        def step(state, xb, yb):
+            params, stats, opt = state
+            (_, stats), g = grad_fn(params, stats, xb, yb)
+            if c is not None:  # Keras clipnorm: per tensor, g * c / max(||g||, c)
+                g = jax.tree_util.tree_map(lambda g: g * (c / jnp.maximum(jnp.sqrt((g * g).sum()), c)), g)
+            params, opt = opt_update(params, g, opt)
+            return params, stats, opt
+
+        def epoch(state, X, y, batches):  # batches: (n_batches, batch_size) row indices
+            return jax.lax.scan(lambda st, idx: (step(st, X[idx], y[idx]), None), state, batches)[0]
+
+        forward = lambda p, s, x: self._forward(w, p, s, x, False)[0]  # noqa: E731
+        return {"state": (params, stats, opt_init(params)),
+                "epoch": jax.jit(epoch),
+                "last_batch": jax.jit(lambda state, X, y, idx: step(state, X[idx], y[idx])),
+                "forward": jax.jit(forward),
+                "proba": jax.jit(lambda p, s, x: jax.nn.softmax(forward(p, s, x), axis=1))}
+
+    # ---- peer interface ------------------------------------------------------
+    def fit(self, model, X, y, w):
+        jnp = self.jnp
+        Xd = jnp.asarray(_float32(X))
+        yd = jnp.asarray(y.astype(np.int32 if w.task == "classification" else np.float32))
+        n, bs = X.shape[0], w.batch_size
+        full = n // bs * bs
+        rng = np.random.default_rng(0)
+        state = model["state"]
+        for _ in range(w.epochs):
+            perm = rng.permutation(n).astype(np.int32)
+            if full:
+                state = model["epoch"](state, Xd, yd, perm[:full].reshape(-1, bs))
+            if full < n:
+                state = model["last_batch"](state, Xd, yd, perm[full:])
+        model["state"] = self.jax.block_until_ready(state)
+        return model
+
+    def predict_proba(self, model, X):
+        params, stats, _ = model["state"]
+        return np.asarray(model["proba"](params, stats, _float32(X)))
+
+    predict_small = predict_proba
+
+    def score(self, model, X, y, w):
+        params, stats, _ = model["state"]
+        out = np.asarray(model["forward"](params, stats, _float32(X)))
+        if w.task == "classification":
+            return float((out.argmax(1) == y).mean())
+        return _r2(out, y)
+
+
+def _logsumexp(jnp, z):
+    """log(sum(exp(z))) over axis 1, keepdims, shifted by the row max for stability."""
+    mx = jnp.max(z, axis=1, keepdims=True)
+    return mx + jnp.log(jnp.exp(z - mx).sum(axis=1, keepdims=True))
+
+
+PEERS = {"fastnn": FastnnPeer, "sklearn": SklearnPeer, "torch": TorchPeer, "keras": KerasPeer,
+         "jax": JaxPeer}
 # what must be importable for each peer (checked with importlib.util.find_spec, no import)
 REQUIRES = {"fastnn": ("fastnn",), "sklearn": ("sklearn",), "torch": ("torch",),
-            "keras": ("tensorflow", "keras")}
+            "keras": ("tensorflow", "keras"), "jax": ("jax",)}
 
 
 # --------------------------------------------------------------------------- sgemm roofline

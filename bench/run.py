@@ -19,11 +19,12 @@ from bench.peers import REQUIRES  # noqa: E402
 from bench.worker import MARK  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ALL_PEERS = ("fastnn", "sklearn", "torch", "keras")
-OTHERS = ("sklearn", "torch", "keras")
+ALL_PEERS = ("fastnn", "sklearn", "torch", "keras", "jax")
+OTHERS = ("sklearn", "torch", "keras", "jax")
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
               "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
               "TF_NUM_INTEROP_THREADS")
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 FASTNN_MEM_BUDGET_MB = 150.0
 
 
@@ -46,7 +47,7 @@ def _csv(kind, choices):
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(prog="python -m bench",
-                                 description="Benchmark fastnn against scikit-learn, PyTorch and Keras.")
+                                 description="Benchmark fastnn against scikit-learn, PyTorch, Keras and JAX.")
     ap.add_argument("--workloads", type=_csv("workload", workloads.NAMES), default=list(workloads.NAMES),
                     help="comma list from %s (default: all)" % ",".join(workloads.NAMES))
     ap.add_argument("--peers", type=_csv("peer", ALL_PEERS), default=list(ALL_PEERS),
@@ -104,13 +105,15 @@ def machine_info(threads):
         pass
     dists = {"fastnn": "fastnn", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "scikit-learn",
              "threadpoolctl": "threadpoolctl", "torch": "torch", "tensorflow": "tensorflow-cpu",
-             "keras": "keras"}
+             "keras": "keras", "jax": "jax", "jaxlib": "jaxlib"}
     versions = {k: _version(d) or (_version("tensorflow") if k == "tensorflow" else None)
                 for k, d in dists.items()}
     return {"cpu": cpu, "logical_cpus": os.cpu_count(), "available_cpus": available_cpus(),
             "threads": threads, "mem_gb": mem_gb, "python": platform.python_version(),
             "platform": platform.platform(), "versions": versions,
-            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None}
+            "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+            # these force OpenBLAS onto older kernels (numpy, scipy, sklearn, fastnn's BLAS paths)
+            "openblas_env": {k: os.environ[k] for k in OPENBLAS_ENV if k in os.environ}}
 
 
 # --------------------------------------------------------------------------- workers
@@ -151,7 +154,10 @@ def run_worker(peer, workload, threads, args):
 
 def _progress(res):
     tag = f"[{res['workload']:<10}] {res['peer']:<7} {res['threads']}T"
-    if res["status"] == "ok" and "seconds" in res:
+    if res["status"] == "ok" and "latency_us" in res:
+        msg = "µs per call: " + ", ".join(f"{rows} rows {us:.1f}" for rows, us in res["latency_us"].items()) \
+            + f"  score {res.get('score', float('nan')):.3f}"
+    elif res["status"] == "ok" and "seconds" in res:
         msg = f"{res['seconds']:.3f} s  score {res.get('score', float('nan')):.3f}  " \
               f"peak RSS {res.get('peak_rss_mb', 0):.0f} MB"
     elif res["status"] == "ok" and "sgemm_gflops" in res:
@@ -205,6 +211,20 @@ def _secs(r):
     return r["seconds"] if r and r.get("status") == "ok" and "seconds" in r else None
 
 
+def fmt_time(x, mode):
+    """A table cell: seconds, or microseconds per call for the latency workload."""
+    if x is not None and mode == "latency":
+        return fmt_s(x * 1e6) + " µs"
+    return fmt_s(x)
+
+
+def openblas_kernels(results, peer):
+    """'architecture (library)' of every OpenBLAS pool threadpoolctl saw in the
+    peer's worker processes: the kernel OpenBLAS ran there."""
+    return sorted({f"{t.get('architecture') or '?'} ({t['lib']})" for r in results if r["peer"] == peer
+                   for t in r.get("threadpools", []) if t["api"] == "openblas"})
+
+
 def report(info, results, args) -> str:
     N = args.threads
     v = info["versions"]
@@ -219,6 +239,15 @@ def report(info, results, args) -> str:
                    for r in results for t in r.get("threadpools", []) if r["peer"] in ("fastnn", "sklearn", "sgemm")})
     if blas:
         out.append("- thread pools seen (threadpoolctl, fastnn/sklearn/sgemm workers): " + "; ".join(blas))
+    kernels = [f"{p} {', '.join(openblas_kernels(results, p))}" for p in ("fastnn",) + OTHERS + ("sgemm",)
+               if openblas_kernels(results, p)]
+    if kernels:
+        out.append("- OpenBLAS kernel per peer (threadpoolctl `architecture`; torch and jax do their own "
+                   "products, numpy's OpenBLAS is only loaded there): " + "; ".join(kernels))
+    ob_env = info.get("openblas_env")
+    out.append("- OpenBLAS environment: " + (", ".join(f"{k}={v}" for k, v in ob_env.items()) +
+                                             " (forces older kernels)" if ob_env else
+                                             "no OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (native kernels)"))
     kernel = {r.get("sgemm_kernel", "?") for r in results if r["peer"] == "fastnn"}
     if kernel and kernel != {"?"}:
         k = kernel.pop() if len(kernel) == 1 else "mixed"
@@ -246,10 +275,10 @@ def report(info, results, args) -> str:
         fr = _get(results, name, "fastnn", N)
         f = _secs(fr)
         notes = []
-        row = [name, fmt_s(f)]
+        row = [name, fmt_time(f, w.mode)]
         if scaling:
             f1 = _secs(_get(results, name, "fastnn", 1))
-            row += [fmt_s(f1), fmt3(f / f1) if f and f1 else "n/a"]
+            row += [fmt_time(f1, w.mode), fmt3(f / f1) if f and f1 else "n/a"]
         secs = {}
         for p in ("fastnn",) + OTHERS:
             r = _get(results, name, p, N)
@@ -260,12 +289,19 @@ def report(info, results, args) -> str:
                 notes.append(f"{p} {r['status']}: {r.get('note', '')}")
             elif r.get("epochs_run") not in (None, w.epochs) and w.mode == "fit":
                 notes.append(f"{p} stopped after {r['epochs_run']} of {w.epochs} epochs")
-        row += [fmt_s(secs.get(p)) for p in OTHERS]
+        row += [fmt_time(secs.get(p), w.mode) for p in OTHERS]
         row += [fmt3(f / secs[p]) if f and secs.get(p) else "n/a" for p in OTHERS]
         if w.mode == "predict":
             rps = [f"{p} {_get(results, name, p, N)['rows_per_s']:.3g}" for p in secs if secs[p]]
             if rps:
                 notes.append(f"rows/s ({w.n_samples} rows): " + ", ".join(rps))
+        if w.mode == "latency":
+            rows = w.latency_rows[-1]
+            us = [f"{p} {fmt_s(_get(results, name, p, N)['latency_us'][str(rows)])}" for p in secs if secs[p]]
+            if us:
+                notes.append(f"µs per {rows}-row call: " + ", ".join(us))
+        if w.dtype == "float64" and w.data == "synthetic":
+            notes.append("float64 X: fastnn and sklearn compute in float64, torch/keras/jax convert to float32")
         if name == "wide":
             sg = _get(results, name, "sgemm", N)
             fl = workloads.train_gemm_flops(w)
@@ -292,7 +328,8 @@ def report(info, results, args) -> str:
         if r.get("status") != "ok" or "seconds" not in r:
             continue
         out.append(f"| {r['workload']} | {r['peer']} | {r['threads']} | "
-                   + " / ".join(", ".join(f"{t:.3f}" for t in ts)
+                   + " / ".join(", ".join(f"{t * 1e6:.1f} µs" if r["workload"] == "latency" else f"{t:.3f}"
+                                          for t in ts)
                                 for ts in r.get("times_by_process", [r["times"]]))
                    + f" | {r.get('cpu_seconds', float('nan')):.3g} | {r.get('score', float('nan')):.3f} "
                      f"| {r['x_mb']:.1f} | {r['rss_imports_mb']:.0f} | {r['rss_baseline_mb']:.0f} "
@@ -314,7 +351,9 @@ def report(info, results, args) -> str:
             "- Each (peer, workload) runs in a fresh `python -m bench.worker` process with the same thread "
             f"count N={N}: OMP/OPENBLAS/MKL_NUM_THREADS=N, threadpoolctl limits, torch.set_num_threads/"
             "set_num_interop_threads(N), TF intra/inter-op threads N; CPU affinity pinned to N CPUs when N < "
-            "available. float32 C-contiguous synthetic data from a fixed seed, identical for every peer.",
+            "available. C-contiguous synthetic data from a fixed seed, identical for every peer, float32 except "
+            "`chapter64` (the same values in float64: fastnn and sklearn compute in float64, torch, keras and "
+            "jax convert X to float32 inside the timed fit, as Keras itself does).",
             "- Timed: the fit call only (data generation, model construction, Keras compile and torch optimizer "
             "construction are outside the timer); each timed run starts from a fresh model. sklearn/fastnn: "
             "tol=0, n_iter_no_change huge, early_stopping=False, alpha=0, ConvergenceWarning suppressed.",
@@ -324,13 +363,33 @@ def report(info, results, args) -> str:
             "- PyTorch: plain nn.Sequential loop, per-epoch torch.randperm indexing (no DataLoader), "
             "BatchNorm1d(momentum=0.01, eps=1e-3) to match Keras; NAdam's momentum_decay default differs "
             "slightly from Keras Nadam (fine for timing); clipnorm applied per parameter tensor as Keras does.",
+            "- JAX: pure jax (no flax/optax): Dense, BatchNorm (batch statistics, moving averages momentum 0.99, "
+            "eps 1e-3), activations, softmax cross-entropy / MSE, Adam, Keras' Nadam, SGD momentum and per-tensor "
+            "clipnorm written out in bench/peers.py; one jit-compiled epoch (`lax.scan` over the mini-batches of a "
+            "per-epoch permutation, a last partial batch through a separately jitted step); compile time is "
+            "inside the timed fit; Keras' initializers (glorot_uniform, or he_normal where the workload says so); "
+            "float32 (x64 disabled: float64 X is converted, as Keras does); threads: "
+            f"{_jax_env(results)} set before jax is imported (XLA's CPU client sizes its thread pools from NPROC; "
+            "the XLA_FLAGS `--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=N` left 4 threads "
+            "busy at N=1 in jax 0.10, NPROC=1 one).",
             "- sklearn: skipped where it cannot express the network (BatchNorm, swish/ELU, Nadam, clipnorm).",
             "- predict: brief untimed fit on a few rows, one untimed warm-up call, then predict_proba on all "
             "rows in one call (Keras: model.predict with batch_size = all rows).",
+            "- latency: brief untimed fit of the 64-100-10 network, then predict_proba of 1 row and of 100 rows "
+            "(float32): microseconds per call, the best of several batches of many calls after warm-up calls. "
+            "torch: eager mode under inference_mode; keras: `model(x, training=False)` (model.predict builds a "
+            "data pipeline per call); jax: the jitted forward + softmax, result copied to numpy; fastnn/sklearn: "
+            "predict_proba. The table shows the 1-row time; the 100-row time is in the notes.",
             "- wide GFLOP/s = forward + backward GEMM FLOPs of the epoch / fit seconds (backward: weight and input "
             "gradient per layer, no input gradient for the first layer); the machine's sgemm rate is measured on "
             "exactly one training step's GEMM shapes in its own worker with the same thread count."]
     return "\n".join(out)
+
+
+def _jax_env(results):
+    envs = {" ".join(f"{k}={v}" for k, v in r["xla_env"].items())
+            for r in results if r["peer"] == "jax" and r.get("xla_env")}
+    return " / ".join(sorted(envs)) or "NPROC=N"
 
 
 # --------------------------------------------------------------------------- main

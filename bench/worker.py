@@ -8,7 +8,8 @@ must be configured before first use) and it gives a clean per-peer peak RSS
 
 Order: pin CPU affinity (only when N < available CPUs) -> import + configure the
 library -> RSS "after imports" -> generate data -> RSS "baseline" (before fit)
--> timed runs -> peak RSS -> untimed score.
+-> timed runs -> peak RSS -> untimed score.  ``latency`` workloads time
+calls instead of runs: the best of several batches of many calls.
 """
 from __future__ import annotations
 
@@ -41,13 +42,34 @@ def peak_rss_mb() -> float:
 
 
 def threadpools():
+    """The thread pools loaded in this process; for OpenBLAS, the kernel it runs
+    ("architecture": e.g. SkylakeX, or Haswell when OPENBLAS_CORETYPE forces it)."""
     try:
         from threadpoolctl import threadpool_info
         return [{"api": i.get("internal_api") or i.get("user_api"), "threads": i.get("num_threads"),
-                 "lib": os.path.basename(i.get("filepath", "")), "version": i.get("version")}
+                 "lib": os.path.basename(i.get("filepath", "")), "version": i.get("version"),
+                 "architecture": i.get("architecture")}
                 for i in threadpool_info()]
     except Exception:  # pragma: no cover - informative only
         return []
+
+
+def seconds_per_call(call, batches: int, batch_seconds: float) -> list:
+    """Seconds per call of ``call()``, for each of ``batches`` timed batches of
+    calls (each about ``batch_seconds`` long), after untimed warm-up calls."""
+    for _ in range(3):
+        call()
+    t0 = time.perf_counter()
+    for _ in range(10):
+        call()
+    calls = max(10, int(batch_seconds / ((time.perf_counter() - t0) / 10)))
+    out = []
+    for _ in range(batches):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            call()
+        out.append((time.perf_counter() - t0) / calls)
+    return out
 
 
 def pin_affinity(threads: int):
@@ -117,6 +139,20 @@ def run(peer_name: str, workload: str, threads: int, quick: bool, repeat: int,
             times.append(time.perf_counter() - t0)
         res["peak_rss_mb"] = peak_rss_mb()
         res["score"] = float(search.best_score_)
+    elif w.mode == "latency":  # brief untimed fit, then microseconds per call at each row count
+        k = min(len(X), w.predict_fit_rows)
+        model = peer.build(w)
+        peer.fit(model, X[:k], y[:k], w)
+        per_rows = {}
+        for rows in w.latency_rows:
+            x = np.ascontiguousarray(X[:rows])
+            assert np.asarray(peer.predict_small(model, x)).shape == (rows, w.n_classes)
+            per_rows[rows] = seconds_per_call(lambda: peer.predict_small(model, x),
+                                              w.latency_batches, w.latency_batch_seconds)
+        res["peak_rss_mb"] = peak_rss_mb()
+        res["score"] = peer.score(model, X[:k], y[:k], w)
+        res["latency_us"] = {str(r): 1e6 * min(t) for r, t in per_rows.items()}
+        times = per_rows[w.latency_rows[0]]  # the main figure: seconds per one-row call
     else:  # predict: brief untimed fit, one untimed warm-up call, then timed calls
         k = min(len(X), w.predict_fit_rows)
         model = peer.build(w)
@@ -137,6 +173,8 @@ def run(peer_name: str, workload: str, threads: int, quick: bool, repeat: int,
     res["cpu_seconds"] = (ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime) / len(times)
     if peer_name == "keras":
         res["jit_compile"] = getattr(peer, "jit_compile", None)
+    if peer_name == "jax":
+        res["xla_env"] = {k: os.environ[k] for k in ("NPROC", "XLA_FLAGS") if k in os.environ}
     res["threadpools"] = threadpools()
     return res
 

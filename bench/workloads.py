@@ -3,7 +3,8 @@
 Every workload is a frozen :class:`Workload`; ``get(name, quick)`` returns the
 full-size or the ``--quick`` (smoke-run) variant.  Data is synthetic, generated
 from a fixed seed directly in float32 (chunked, so generating it never holds a
-float64 copy and does not inflate the worker's peak RSS) and C-contiguous.
+float64 copy and does not inflate the worker's peak RSS) and C-contiguous;
+``dtype='float64'`` workloads get the same values converted to float64.
 """
 from __future__ import annotations
 
@@ -32,9 +33,13 @@ class Workload:
     kernel_initializer: str | None = None   # None: each library's default
     clipnorm: float | None = None           # Keras per-tensor clipnorm
     momentum: float = 0.9                   # sgd only (no Nesterov)
-    mode: str = "fit"              # 'fit' | 'predict' | 'search'
+    mode: str = "fit"              # 'fit' | 'predict' | 'search' | 'latency'
     data: str = "synthetic"        # 'synthetic' | 'digits4' (load_digits stacked 4 times, float64)
-    predict_fit_rows: int = 2000   # predict mode: rows of the brief untimed fit
+    dtype: str = "float32"         # X's dtype (synthetic data; digits4 is float64)
+    predict_fit_rows: int = 2000   # predict/latency mode: rows of the brief untimed fit
+    latency_rows: tuple = (1, 100)  # latency mode: rows per predict_proba call
+    latency_batches: int = 7       # latency mode: best of this many batches of calls ...
+    latency_batch_seconds: float = 0.2  # ... each about this long
     description: str = ""
 
     @property
@@ -59,6 +64,11 @@ _FULL = {
         "wide", "classification", 16384, 1024, 10, (2048, 2048), "relu", False, "sgd", 1e-2, 512, 1,
         momentum=0.9,
         description="16384x1024, 10 classes, (2048,2048) relu, SGD momentum 0.9 lr 0.01, batch 512, 1 epoch"),
+    "chapter64": Workload(
+        "chapter64", "classification", 60000, 784, 10, (300, 100), "relu", False, "adam", 1e-3, 32, 1,
+        dtype="float64",
+        description="chapter with float64 X (as StandardScaler or pandas give it); torch, keras and jax"
+                    " convert it to float32, fastnn and sklearn compute in float64"),
     "predict": Workload(
         "predict", "classification", 60000, 784, 10, (300, 100), "relu", False, "adam", 1e-3, 32, 1,
         mode="predict",
@@ -68,6 +78,11 @@ _FULL = {
         mode="search", data="digits4",
         description="GridSearchCV(StandardScaler + MLPClassifier(max_iter=30)) over hidden (100,)/(256,128),"
                     " alpha 1e-4/1e-2, lr 1e-3/3e-3, cv=3, n_jobs=1, on load_digits stacked 4x (float64)"),
+    "latency": Workload(
+        "latency", "classification", 1797, 64, 10, (100,), "relu", False, "adam", 1e-3, 200, 10,
+        mode="latency", predict_fit_rows=1797,
+        description="predict_proba of 1 row and of 100 rows on a digits-sized network (64-100-10),"
+                    " microseconds per call (brief untimed fit first)"),
 }
 
 # --quick: same architectures (so sgemm shapes stay meaningful), fewer rows / epochs.
@@ -76,7 +91,9 @@ _QUICK = {
     "chapter": dict(n_samples=1600),
     "chapter_bn": dict(n_samples=1600),
     "wide": dict(n_samples=2048),
+    "chapter64": dict(n_samples=1600),
     "predict": dict(n_samples=4000),
+    "latency": dict(latency_batches=3, latency_batch_seconds=0.02),
     "search": dict(epochs=3),
 }
 
@@ -110,9 +127,10 @@ def sklearn_unsupported(w: Workload) -> str | None:
 
 
 def make_data(w: Workload):
-    """(X, y) for the workload: float32 C-contiguous synthetic data from a
-    fixed seed, or for ``digits4`` scikit-learn's digits stacked 4 times, in
-    float64 as a scikit-learn user has them.
+    """(X, y) for the workload: C-contiguous synthetic data from a fixed seed
+    (float32, or the same values in float64 when ``w.dtype`` says so), or for
+    ``digits4`` scikit-learn's digits stacked 4 times, in float64 as a
+    scikit-learn user has them.
 
     Classification: Gaussian clusters, one centre per class (unit noise, centres
     ~ N(0, 0.12^2) per feature, so classes overlap a little), y int64.
@@ -137,7 +155,9 @@ def make_data(w: Workload):
         v = rng.standard_normal(d).astype(np.float32) / np.sqrt(d)
         y = X @ coef + np.tanh(2.0 * (X @ v)) + 0.1 * rng.standard_normal(n, dtype=np.float32)
         y = ((y - y.mean()) / y.std()).astype(np.float32)
-    assert X.dtype == np.float32 and X.flags.c_contiguous
+    if w.dtype == "float64":
+        X = X.astype(np.float64)  # the float32 array is freed: one float64 copy at the end
+    assert X.dtype == np.dtype(w.dtype) and X.flags.c_contiguous
     return X, y
 
 
