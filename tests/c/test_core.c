@@ -226,6 +226,8 @@ static void model_init(model *M, int f32, int L, const int64_t *units, int hidde
     n->alpha = 0;
     n->l1_ratio = 0.5;
     n->max_norm = 0;
+    n->layer_alpha = NULL;
+    n->layer_max_norm = NULL;
     n->clip = FNN_CLIP_NONE;
     n->clip_value = 0;
     n->solver = FNN_SOLVER_ADAM;
@@ -235,6 +237,7 @@ static void model_init(model *M, int f32, int L, const int64_t *units, int hidde
     n->beta_2 = 0.999;
     n->epsilon = 1e-7;
     n->rho = 0.9;
+    n->weight_decay = 0.004;
     n->n_params = off;
     n->n_stats = stat;
     n->n_threads = 1;
@@ -677,6 +680,8 @@ static const gc_cfg GC_CASES[] = {
     GC(.name = "elu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_ELU),
     GC(.name = "selu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_SELU),
     GC(.name = "swish", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_SWISH),
+    GC(.name = "gelu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_GELU),
+    GC(.name = "mish", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_MISH),
     GC(.name = "log_softmax", .L = 2, .units = {3, 5, 3}, .act = FNN_ACT_TANH,
        .loss = FNN_LOSS_LOG),
     GC(.name = "binary_log", .L = 2, .units = {3, 5, 2}, .act = FNN_ACT_ELU,
@@ -949,7 +954,7 @@ static void t_learn_loss(int loss, int f32)
 static void t_learn_solver(int solver, int nesterov, int f32)
 {
     /* One rate per registered solver; a solver without one (0) fails here. */
-    static const double LR[FNN_SOLVER_COUNT] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01};
+    static const double LR[FNN_SOLVER_COUNT] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01, 0.01};
     const int64_t u[] = {4, 8, 6, 1};
     model M;
     model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 30);
@@ -966,7 +971,7 @@ static void t_learn_solver(int solver, int nesterov, int f32)
 }
 
 /* Three full-batch steps of each solver against the update rules written
- * out here (sklearn's SGD/Adam, Keras 3 AdaGrad/RMSProp/AdaMax/Nadam), the
+ * out here (sklearn's SGD/Adam, Keras 3 AdaGrad/RMSProp/AdaMax/Nadam/AdamW), the
  * gradient taken from fnn_loss_grad at the current parameters. */
 static void t_solver_rule(int solver, int nesterov, int f32)
 {
@@ -975,6 +980,7 @@ static void t_solver_rule(int solver, int nesterov, int f32)
     model_init(&M, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 35);
     model_set_solver(&M, solver);
     M.net.nesterov = nesterov;
+    M.net.weight_decay = 0.5; /* large enough to show in 3 steps (adamw) */
     dataset D;
     ds_init(&D, f32, 10, 3, 2, FNN_LOSS_SQUARED, 35);
     const int64_t np = M.net.n_params;
@@ -1005,6 +1011,9 @@ static void t_solver_rule(int solver, int nesterov, int f32)
                 m[i] = mu * m[i] - lr * gi;
                 p[i] += nesterov ? mu * m[i] - lr * gi : m[i];
                 break;
+            case FNN_SOLVER_ADAMW: /* Keras AdamW: decay, then Adam */
+                p[i] -= p[i] * lr * M.net.weight_decay;
+                /* fall through */
             case FNN_SOLVER_ADAM:
                 m[i] = b1 * m[i] + (1 - b1) * gi;
                 v[i] = b2 * v[i] + (1 - b2) * gi * gi;
