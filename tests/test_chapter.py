@@ -250,8 +250,10 @@ def test_per_layer_alpha_penalizes_only_listed_layers(regression):
 ])
 def test_per_layer_values_validated(digits, kw, match):
     X, y = digits
+    clf = MLPClassifier(hidden_layer_sizes=(8, 8), max_iter=1, **kw)
     with pytest.raises(ValueError, match=match):
-        MLPClassifier(hidden_layer_sizes=(8, 8), max_iter=1, **kw).fit(X, y)
+        clf.fit(X, y)
+    assert not hasattr(clf, "coefs_")  # refused before anything was set
 
 
 # -------------------------------------------------------------------- penalties

@@ -461,6 +461,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         hidden = self._hidden_sizes()
         hidden_acts = self._hidden_activations(len(hidden))
         self._dropout_rates(len(hidden) + 1)
+        self._per_layer("alpha", len(hidden) + 1)
+        self._per_layer("max_norm", len(hidden) + 1)
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
