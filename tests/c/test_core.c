@@ -1220,6 +1220,34 @@ static void t_max_norm(int f32)
     ds_free(&D);
 }
 
+/* Per-layer max-norm {0.4, 0}: the first kernel constrained, the output
+ * kernel left free (0 = unconstrained, whatever max_norm says). */
+static void t_layer_max_norm(int f32)
+{
+    const int64_t u[] = {4, 8, 2};
+    const double r[] = {0.4, 0.0};
+    model M;
+    model_init(&M, f32, 2, u, FNN_ACT_ELU, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 60);
+    M.net.max_norm = 0.1; /* ignored: layer_max_norm replaces it */
+    M.net.layer_max_norm = r;
+    dataset D;
+    ds_init(&D, f32, 40, 4, 2, FNN_LOSS_SQUARED, 60);
+    fnn_status st = train_epochs(&M, &D.data, 5, 8, 0.05, 1);
+    CHECK(st == FNN_OK, "status %d", st);
+    double top[2] = {0, 0};
+    for (int l = 0; l < 2; l++)
+        for (int64_t j = 0; j < u[l + 1]; j++) {
+            double s = 0;
+            for (int64_t i = 0; i < u[l]; i++)
+                s += pow(vget(f32, M.params, M.w_off[l] + i * u[l + 1] + j), 2);
+            top[l] = fmax(top[l], sqrt(s));
+        }
+    CHECK(top[0] <= 0.4 * (1 + 1e-5) && top[0] >= 0.39, "layer 0 max column norm %.9g", top[0]);
+    CHECK(top[1] > 0.4, "layer 1 constrained (max column norm %.9g)", top[1]);
+    model_free(&M);
+    ds_free(&D);
+}
+
 /* BatchNorm statistics: with momentum 0 and lr 0, one full-batch step
  * stores the batch mean/biased variance, and inference (moving stats)
  * then reproduces the training-mode loss; with momentum m the update is
@@ -2154,6 +2182,9 @@ int main(void)
         }
         chk_begin("max_norm[%s]", dt(f32));
         t_max_norm(f32);
+        chk_end();
+        chk_begin("layer_max_norm[%s]", dt(f32));
+        t_layer_max_norm(f32);
         chk_end();
         for (int b = 1; b <= 2; b++) {
             chk_begin("bn_statistics[%s+input,%s]", b == 1 ? "before" : "after", dt(f32));
