@@ -4,6 +4,8 @@
  * Constants: ELU alpha = 1 (Keras default); SELU lambda/alpha from
  * Klambauer et al. (as keras.activations.selu); leaky ReLU's negative
  * slope comes from the network (fastnn's default 0.01, as PyTorch).
+ * GELU is the exact erf form (keras.activations.gelu's default
+ * approximate=False), Mish is x tanh(softplus(x)) (keras.activations.mish).
  */
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
@@ -112,6 +114,31 @@ static inline REAL FN(selu)(REAL x)
     return (REAL)(c * (double)v);
 }
 
+/* GELU = x Phi(x), Phi the standard normal CDF, written with erfc so that
+ * the negative side does not cancel (1 + erf(x / sqrt 2) does).  libm's
+ * erfc, in double also for float: erfc(z) amplifies the rounding of its
+ * argument z = -x / sqrt 2 by 2 z^2 = x^2 (50 float ulps at x = -7). */
+#define INV_SQRT2 0.70710678118654752440
+#define INV_SQRT_2PI 0.39894228040143267794
+static inline REAL FN(normal_cdf)(REAL x) { return (REAL)(0.5 * erfc(-(double)x * INV_SQRT2)); }
+
+/* Mish: tanh(softplus(x)) = n / (n + 2) with n = e^x (e^x + 2), written in
+ * w = e^{-|x|} <= 1 so that nothing overflows and the loop vectorizes:
+ *   x >= 0: n / (n + 2) = (1 + 2w) / (1 + 2w + 2w^2)
+ *   x <  0: n / (n + 2) = w (w + 2) / (w (w + 2) + 2)
+ * i.e. num / (num + 2q) with q = w^2 or 1; 1 - tanh = 2q / (num + 2q)
+ * exactly (no cancellation in the gradient), and sigmoid(x) from the same w. */
+static inline void FN(mish_parts)(REAL x, REAL *t, REAL *one_minus_t, REAL *sig)
+{
+    const REAL w = FN(exp_nonpos)(x < 0 ? x : -x);
+    const REAL num = x >= 0 ? 1 + 2 * w : w * (w + 2);
+    const REAL q = x >= 0 ? w * w : 1;
+    const REAL inv = 1 / (num + 2 * q);
+    *t = num * inv;
+    *one_minus_t = 2 * q * inv;
+    *sig = (x >= 0 ? 1 : w) / (1 + w);
+}
+
 FNN_HOT fnn_status FN(fnn_act_forward)(int act, double slope, REAL *out, const REAL *pre,
                                        int64_t rows, int64_t cols, int nt)
 {
@@ -146,6 +173,16 @@ FNN_HOT fnn_status FN(fnn_act_forward)(int act, double slope, REAL *out, const R
         break;
     case FNN_ACT_EXP:
         FNN_PAR_ELEMENTS(nt, n, i, out[i] = (REAL)exp(pre[i]););
+        break;
+    case FNN_ACT_GELU:
+        FNN_PAR_ELEMENTS(nt, n, i, out[i] = pre[i] * FN(normal_cdf)(pre[i]););
+        break;
+    case FNN_ACT_MISH:
+        FNN_PAR_ELEMENTS(nt, n, i, {
+            REAL t, omt, sg;
+            FN(mish_parts)(pre[i], &t, &omt, &sg);
+            out[i] = pre[i] * t;
+        });
         break;
     case FNN_ACT_SOFTMAX:
         FNN_PAR_FOR(nt, n, int64_t r = 0; r < rows; r++, {
@@ -209,6 +246,22 @@ FNN_HOT fnn_status FN(fnn_act_backward)(int act, double slope, REAL *dpre, const
     case FNN_ACT_EXP:
         FNN_PAR_ELEMENTS(nt, n, i, dpre[i] = dout[i] * out[i];);
         break;
+    case FNN_ACT_GELU:
+        /* d/dx x Phi(x) = Phi(x) + x phi(x), phi(x) = e^{-x^2/2} / sqrt(2 pi) */
+        FNN_PAR_ELEMENTS(nt, n, i, {
+            const REAL x = pre[i];
+            const REAL pdf = (REAL)INV_SQRT_2PI * FN(exp_nonpos)(-(REAL)0.5 * x * x);
+            dpre[i] = dout[i] * (FN(normal_cdf)(x) + x * pdf);
+        });
+        break;
+    case FNN_ACT_MISH:
+        /* d/dx x tanh(sp(x)) = t + x (1 - t^2) sigmoid(x), t = tanh(sp(x)) */
+        FNN_PAR_ELEMENTS(nt, n, i, {
+            REAL t, omt, sg;
+            FN(mish_parts)(pre[i], &t, &omt, &sg);
+            dpre[i] = dout[i] * (t + pre[i] * omt * (1 + t) * sg);
+        });
+        break;
     case FNN_ACT_SOFTMAX: /* its gradient is fused into the loss (fnn_output_delta) */
     default:
         return FNN_ERR_BADARG;
@@ -226,5 +279,7 @@ FNN_HOT fnn_status FN(fnn_act_backward)(int act, double slope, REAL *dpre, const
 #undef EXP_MIN
 #undef INV_FACT
 #undef N_FACT
+#undef INV_SQRT2
+#undef INV_SQRT_2PI
 
 #endif

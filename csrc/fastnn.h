@@ -58,7 +58,9 @@ typedef enum {
     X(SELU, "selu", 1, "lecun_normal")                        \
     X(SWISH, "swish", 1, "he_uniform")                        \
     X(SOFTMAX, "softmax", 0, "glorot_uniform")                \
-    X(EXP, "exp", 0, "glorot_uniform")
+    X(EXP, "exp", 0, "glorot_uniform")                        \
+    X(GELU, "gelu", 1, "he_uniform")                          \
+    X(MISH, "mish", 1, "he_uniform")
 
 /* Losses, each paired with its canonical output activation, so that the
  * gradient w.r.t. the output pre-activation is (prediction - target):
@@ -78,15 +80,16 @@ typedef enum {
 
 /* Solvers: X(ID, name, uses_v).  Every solver keeps the buffer m (sgd
  * velocity, adam/adamax/nadam 1st moment, adagrad accumulator, rmsprop mean
- * square); uses_v: it also keeps v (adam/nadam 2nd moment, adamax infinity
- * norm).  SGD has momentum / Nesterov (sklearn's SGDOptimizer). */
+ * square); uses_v: it also keeps v (adam/adamw/nadam 2nd moment, adamax
+ * infinity norm).  SGD has momentum / Nesterov (sklearn's SGDOptimizer). */
 #define FNN_SOLVERS(X)         \
     X(SGD, "sgd", 0)           \
     X(ADAM, "adam", 1)         \
     X(ADAGRAD, "adagrad", 0)   \
     X(RMSPROP, "rmsprop", 0)   \
     X(ADAMAX, "adamax", 1)     \
-    X(NADAM, "nadam", 1)
+    X(NADAM, "nadam", 1)       \
+    X(ADAMW, "adamw", 1)
 
 /* Gradient clipping (Keras semantics): X(ID, name); "none" is Python's None. */
 #define FNN_CLIPS(X) X(NONE, "none") X(VALUE, "value") X(NORM, "norm") X(GLOBAL_NORM, "global_norm")
@@ -186,6 +189,11 @@ typedef struct {
     double alpha;               /* strength, divided by the batch's weight sum as sklearn */
     double l1_ratio;            /* elasticnet mix */
     double max_norm;            /* > 0: Keras MaxNorm(max_norm, axis=0) on each kernel */
+    /* Per-layer values (n_layers each) replacing alpha / max_norm when not
+     * NULL: layer l's kernel gets penalty strength layer_alpha[l] (0: none)
+     * and max-norm layer_max_norm[l] (<= 0: unconstrained). */
+    const double *layer_alpha;
+    const double *layer_max_norm;
 
     int32_t clip;               /* FNN_CLIP_* */
     double clip_value;
@@ -196,6 +204,8 @@ typedef struct {
     double beta_1, beta_2;      /* adam, adamax, nadam */
     double epsilon;             /* adam, adagrad, rmsprop, adamax, nadam */
     double rho;                 /* rmsprop */
+    double weight_decay;        /* adamw: theta -= lr * weight_decay * theta before the
+                                   Adam step, on every parameter (Keras 3 AdamW) */
 
     /* Layout of the flat parameter vector, offsets in elements, -1 = absent. */
     const int64_t *w_off;       /* n_layers: Dense kernels */

@@ -2,7 +2,8 @@
  * optim.c -- optimizer updates, one flat loop over all parameters.
  *
  * SGD (momentum, Nesterov) and Adam follow sklearn's _stochastic_optimizers
- * (identical to Keras); AdaGrad, RMSProp, AdaMax and Nadam follow Keras 3.
+ * (identical to Keras); AdaGrad, RMSProp, AdaMax, Nadam and AdamW follow
+ * Keras 3.
  * Moments are updated as beta m + (1 - beta) g (sklearn's form).
  */
 #ifndef FNN_GENERIC_PASS
@@ -99,6 +100,21 @@ FNN_HOT fnn_status FN(fnn_optim_step)(const fnn_net *net, REAL *params_, const R
             REAL m_hat = cm * m[i] + cg * grad[i];
             REAL v_hat = cv * v[i];
             params[i] -= r * m_hat / (SQRT(v_hat) + eps);
+        });
+        break;
+    }
+    case FNN_SOLVER_ADAMW: {
+        /* Keras 3 AdamW: decoupled weight decay theta -= theta * wd * lr on
+         * every trainable variable (kernels, biases, BatchNorm gamma/beta:
+         * Keras excludes none by default), then the Adam step above. */
+        const REAL lr_t =
+            (REAL)(lr * sqrt(1.0 - pow(net->beta_2, t)) / (1.0 - pow(net->beta_1, t)));
+        const REAL decay = (REAL)(lr * net->weight_decay);
+        FNN_PAR_ELEMENTS(nt, n, i, {
+            params[i] -= params[i] * decay;
+            m[i] = b1 * m[i] + (1 - b1) * grad[i];
+            v[i] = b2 * v[i] + (1 - b2) * grad[i] * grad[i];
+            params[i] -= lr_t * m[i] / (SQRT(v[i]) + eps);
         });
         break;
     }

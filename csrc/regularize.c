@@ -1,7 +1,9 @@
 /*
  * regularize.c -- weight penalties on Dense kernels (sklearn's MLP L2 scaled
  * by the batch's sample-weight sum; L1 and elastic net on the same scale, as
- * SGDClassifier mixes them) and the Keras MaxNorm constraint.
+ * SGDClassifier mixes them) and the Keras MaxNorm constraint, each with one
+ * value for every kernel or one per layer (fnn_net.layer_alpha,
+ * layer_max_norm).
  */
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
@@ -15,6 +17,15 @@ int64_t fnn_reduce_chunks(int n_tensors, const int64_t *len)
     int64_t n = 0;
     for (int t = 0; t < n_tensors; t++) n += (len[t] + FNN_REDUCE_CHUNK - 1) / FNN_REDUCE_CHUNK;
     return n;
+}
+
+/* The penalty strength of tensor t: fnn_list_tensors lists the Dense kernels
+ * first (tensor l is W_l); the others are never penalized. */
+static double fnn_tensor_alpha(const fnn_net *net, int t)
+{
+    if (t >= net->n_layers)
+        return 0.0;
+    return net->layer_alpha != NULL ? net->layer_alpha[t] : net->alpha;
 }
 
 #define FNN_GENERIC_BODY "regularize.c"
@@ -85,15 +96,18 @@ FNN_HOT static void FN(finish_range)(REAL *restrict g, const REAL *restrict w, i
 
 /* finish_range on every chunk (each tensor cut into FNN_REDUCE_CHUNK-element
  * pieces, so chunks never straddle tensors) that starts in [r0, r1) of the
- * flat parameter vector; chunk q's sums go to part[3q .. 3q + 2]. */
+ * flat parameter vector; chunk q's sums go to part[3q .. 3q + 2].  Tensor t's
+ * gradient factors are alpha_t * scale * (l1, l2). */
 static void FN(finish_chunks)(const fnn_net *net, const REAL *params, REAL *grad,
-                              int n_tensors, const int64_t *off, const int64_t *len, REAL k1,
-                              REAL k2, int64_t r0, int64_t r1, double *part)
+                              int n_tensors, const int64_t *off, const int64_t *len,
+                              double scale, double l1, double l2, int64_t r0, int64_t r1,
+                              double *part)
 {
     int64_t q = 0;
     for (int t = 0; t < n_tensors; t++) {
-        /* fnn_list_tensors lists the Dense kernels first: tensor l is W_l. */
-        const int penalized = net->alpha != 0 && t < net->n_layers;
+        const double alpha = fnn_tensor_alpha(net, t), k = alpha * scale;
+        const int penalized = alpha != 0;
+        const REAL k1 = (REAL)(k * l1), k2 = (REAL)(k * l2);
         for (int64_t i0 = 0; i0 < len[t]; i0 += FNN_REDUCE_CHUNK, q++) {
             const int64_t start = off[t] + i0;
             if (start < r0 || start >= r1)
@@ -117,8 +131,8 @@ FNN_HOT double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REA
                 : net->penalty == FNN_PENALTY_ELASTICNET ? net->l1_ratio
                                                          : 0.0;
     double l2 = 1.0 - l1;
+    const int per_layer = net->layer_alpha != NULL;
     double k = net->alpha * scale;
-    const REAL k1 = (REAL)(k * l1), k2 = (REAL)(k * l2);
     /* A chunk runs on the thread whose update range (fnn_element_range, as
      * in fnn_optim_step) holds its start: the update then finds the
      * gradient, and the penalty's parameters, in its own cache.  (No if()
@@ -131,33 +145,42 @@ FNN_HOT double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REA
             const int th = omp_get_thread_num(), n_th = omp_get_num_threads();
             int64_t r0, r1;
             fnn_element_range(n, th, n_th, &r0, &r1);
-            FN(finish_chunks)(net, params, grad, n_tensors, off, len, k1, k2,
+            FN(finish_chunks)(net, params, grad, n_tensors, off, len, scale, l1, l2,
                               th == 0 ? INT64_MIN : r0, th == n_th - 1 ? INT64_MAX : r1, part);
         }
     } else
 #endif
-        FN(finish_chunks)(net, params, grad, n_tensors, off, len, k1, k2, INT64_MIN, INT64_MAX,
-                          part);
+        FN(finish_chunks)(net, params, grad, n_tensors, off, len, scale, l1, l2, INT64_MIN,
+                          INT64_MAX, part);
     /* Sums in chunk order, whichever thread computed each chunk. */
-    double sum_sq = 0, sum_abs = 0;
+    double sum_sq = 0, sum_abs = 0, value = 0;
     int64_t q = 0;
     for (int t = 0; t < n_tensors; t++) {
         sq[t] = 0;
+        double t_sq = 0, t_abs = 0;
         for (int64_t i0 = 0; i0 < len[t]; i0 += FNN_REDUCE_CHUNK, q++) {
             sum_sq += part[3 * q];
             sum_abs += part[3 * q + 1];
+            t_sq += part[3 * q];
+            t_abs += part[3 * q + 1];
             sq[t] += part[3 * q + 2];
         }
+        if (per_layer && fnn_tensor_alpha(net, t) != 0)
+            value += fnn_tensor_alpha(net, t) * scale * (l1 * t_abs + 0.5 * l2 * t_sq);
     }
+    if (per_layer)
+        return value;
     return net->alpha == 0 ? 0.0 : k * (l1 * sum_abs + 0.5 * l2 * sum_sq);
 }
 
 FNN_HOT void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt)
 {
-    if (!(net->max_norm > 0))
+    if (net->layer_max_norm == NULL && !(net->max_norm > 0))
         return;
-    const double r = net->max_norm;
     for (int l = 0; l < net->n_layers; l++) {
+        const double r = net->layer_max_norm != NULL ? net->layer_max_norm[l] : net->max_norm;
+        if (!(r > 0))
+            continue; /* this layer is unconstrained */
         REAL *w = params + net->w_off[l];
         const int64_t n_in = net->units[l], n_out = net->units[l + 1];
         int64_t work = n_in * n_out;

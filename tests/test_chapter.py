@@ -16,7 +16,8 @@ from sklearn.preprocessing import StandardScaler
 from fastnn import DivergenceError, MLPClassifier, MLPRegressor
 from fastnn.schedules import OneCycle, ReduceOnPlateau
 
-ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "swish"]
+ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "swish",
+               "gelu", "mish"]
 
 
 @pytest.fixture(autouse=True)
@@ -188,6 +189,73 @@ def test_max_norm_bounds_every_unit(digits, r):
     assert np.linalg.norm(free.coefs_[0], axis=0).max() > r
 
 
+def _keras_max_norm(w, r):
+    """Keras MaxNorm(r, axis=0), written in NumPy."""
+    norm = np.linalg.norm(w, axis=0)
+    return w * (np.minimum(norm, r) / (1e-7 + norm))
+
+
+def test_per_layer_max_norm_matches_numpy(digits):
+    """max_norm=[r0, None, r2]: each listed layer's columns rescaled as Keras's
+    MaxNorm (NumPy reference), the None layer untouched.  A learning rate of
+    1e-300 leaves the update itself below every weight's rounding."""
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(12, 8), solver="sgd", momentum=0.0, alpha=0.0, max_iter=1,
+              batch_size=len(X), random_state=0, warm_start=True)
+    clf = MLPClassifier(**kw).fit(X, y)
+    rng = np.random.RandomState(1)
+    start = [rng.normal(size=w.shape) for w in clf.coefs_]
+    clf.coefs_ = [w.copy() for w in start]
+    clf.set_params(learning_rate_init=1e-300, max_norm=[0.5, None, 0.8]).fit(X, y)
+    np.testing.assert_allclose(clf.coefs_[0], _keras_max_norm(start[0], 0.5), rtol=1e-12)
+    np.testing.assert_array_equal(clf.coefs_[1], start[1])
+    np.testing.assert_allclose(clf.coefs_[2], _keras_max_norm(start[2], 0.8), rtol=1e-12)
+    assert np.linalg.norm(start[1], axis=0).max() > 0.8  # it would have been constrained
+
+
+def test_output_layer_left_out_of_max_norm(digits):
+    X, y = digits
+    r = 0.3
+    clf = MLPClassifier(hidden_layer_sizes=(32, 16), max_norm=[r, r, None], max_iter=3,
+                        random_state=0).fit(X, y)
+    for w in clf.coefs_[:2]:
+        assert np.linalg.norm(w, axis=0).max() <= r * (1 + 1e-6)
+    assert np.linalg.norm(clf.coefs_[2], axis=0).max() > r
+
+
+@pytest.mark.parametrize("param,value", [("max_norm", 0.4), ("alpha", 0.5)])
+def test_per_layer_list_of_one_value_equals_scalar(digits, param, value):
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16, 8), max_iter=3, random_state=0, penalty="elasticnet")
+    a = MLPClassifier(**{param: value}, **kw).fit(X, y)
+    b = MLPClassifier(**{param: [value] * 3}, **kw).fit(X, y)
+    for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-12)
+
+
+def test_per_layer_alpha_penalizes_only_listed_layers(regression):
+    X, y = regression
+    kw = dict(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.01, max_iter=30,
+              random_state=0)
+    free = MLPRegressor(alpha=0.0, **kw).fit(X, y)
+    hidden_only = MLPRegressor(alpha=[50.0, None], **kw).fit(X, y)
+    assert np.linalg.norm(hidden_only.coefs_[0]) < 0.5 * np.linalg.norm(free.coefs_[0])
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(max_norm=[0.5, 0.5]), "one per Dense layer"),
+    (dict(alpha=[0.1, -1.0, 0.1]), ">= 0"),
+    (dict(max_norm=[0.5, 0.0, None]), "> 0"),
+])
+def test_per_layer_values_validated(digits, kw, match):
+    X, y = digits
+    clf = MLPClassifier(hidden_layer_sizes=(8, 8), max_iter=1, **kw)
+    with pytest.raises(ValueError, match=match):
+        clf.fit(X, y)
+    assert not hasattr(clf, "coefs_")  # refused before anything was set
+
+
 # -------------------------------------------------------------------- penalties
 def test_l1_penalty_gives_sparser_weights_than_l2(regression):
     X, y = regression
@@ -231,13 +299,57 @@ def test_activation_per_layer(digits):
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam",
-                                    "lbfgs"])
+                                    "adamw", "lbfgs"])
 def test_every_solver_learns(digits, solver):
     X, y = digits
     lr = {"sgd": 0.05, "adagrad": 0.05}.get(solver, 1e-3)
     clf = MLPClassifier(hidden_layer_sizes=(32,), solver=solver, learning_rate_init=lr,
                         batch_size=32, max_iter=20, random_state=0).fit(X, y)
     assert clf.score(X, y) > 0.9
+
+
+def test_negative_slope_reaches_leaky_relu(digits):
+    """negative_slope changes a leaky_relu fit (and nothing else's)."""
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), max_iter=2, random_state=0)
+    a = MLPClassifier(activation="leaky_relu", **kw).fit(X, y)
+    b = MLPClassifier(activation="leaky_relu", negative_slope=0.2, **kw).fit(X, y)
+    assert not np.array_equal(a.coefs_[0], b.coefs_[0])
+    c = MLPClassifier(activation="relu", **kw).fit(X, y)
+    d = MLPClassifier(activation="relu", negative_slope=0.2, **kw).fit(X, y)
+    np.testing.assert_array_equal(c.coefs_[0], d.coefs_[0])
+    # prediction follows a slope set after fitting (the cached network is rebuilt)
+    p20 = b.predict_proba(X[:5])
+    np.testing.assert_allclose(p20, _manual_proba(b, X[:5], 0.2), rtol=1e-9, atol=1e-12)
+    b.set_params(negative_slope=0.01)
+    p01 = b.predict_proba(X[:5])
+    np.testing.assert_allclose(p01, _manual_proba(b, X[:5], 0.01), rtol=1e-9, atol=1e-12)
+    assert np.abs(p20 - p01).max() > 1e-6
+
+
+def _manual_proba(clf, X, slope):
+    h = X @ clf.coefs_[0] + clf.intercepts_[0]
+    h = np.where(h > 0, h, slope * h)
+    z = h @ clf.coefs_[1] + clf.intercepts_[1]
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_adamw_weight_decay(digits):
+    """weight_decay=0 is Adam bit for bit; a positive decay shrinks every
+    trained tensor (kernels and biases, as Keras) compared with Adam."""
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=0, batch_size=64)
+    adam = MLPClassifier(solver="adam", **kw).fit(X, y)
+    zero = MLPClassifier(solver="adamw", weight_decay=0.0, **kw).fit(X, y)
+    for a, b in zip(adam.coefs_ + adam.intercepts_, zero.coefs_ + zero.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    decayed = MLPClassifier(solver="adamw", weight_decay=50.0, **kw).fit(X, y)
+    for a, b in zip(adam.coefs_ + adam.intercepts_, decayed.coefs_ + decayed.intercepts_):
+        assert np.linalg.norm(b) < np.linalg.norm(a)
+    assert MLPClassifier().weight_decay == 0.004  # Keras 3's AdamW default
+    with pytest.raises(ValueError, match="weight_decay"):
+        MLPClassifier(solver="adamw", weight_decay=-1.0, max_iter=1).fit(X, y)
 
 
 @pytest.mark.parametrize("init", ["glorot_uniform", "glorot_normal", "he_uniform",

@@ -26,12 +26,14 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import scipy.special
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fastnn import _core
 from fastnn._network import Layout
 
-HIDDEN_ACTS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "swish"]
+HIDDEN_ACTS = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "selu", "swish",
+               "gelu", "mish"]
 OUT_ACT = {"squared_error": "identity", "log_loss": "softmax",
            "binary_log_loss": "logistic", "poisson": "exp"}
 KINKED = {"relu", "leaky_relu"}
@@ -177,6 +179,10 @@ def ref_act(name, x, slope=LEAKY):
         return SELU_LAMBDA * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))
     if name == "swish":
         return x / (1 + np.exp(-x))
+    if name == "gelu":  # exact form, Keras's approximate=False
+        return 0.5 * x * (1 + scipy.special.erf(x / np.sqrt(2)))
+    if name == "mish":
+        return x * np.tanh(np.logaddexp(0, x))
     if name == "exp":
         return np.exp(x)
     if name == "softmax":
@@ -466,6 +472,8 @@ F32_CASES = [
     ("swish", "poisson", False, True, None),
     ("selu", "log_loss", False, False, [0.1, 0.2, 0.2]),
     ("logistic", "squared_error", "after", True, [0.0, 0.3, 0.1]),
+    ("gelu", "binary_log_loss", False, False, None),
+    ("mish", "log_loss", "after", False, [0.1, 0.0, 0.2]),
 ]
 
 
@@ -738,6 +746,67 @@ def test_elu_selu_forward_accuracy(act, dtype):
     ulp = np.spacing(np.abs(want).astype(dtype)).astype(np.float64)
     assert np.all(np.abs(got - want) <= 2 * ulp + (4 if act == "selu" else 0) * ulp), \
         np.max(np.abs(got - want) / ulp)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ["gelu", "mish"])
+def test_gelu_mish_forward_accuracy(act, dtype):
+    """GELU (erfc form: no cancellation on the negative side) and Mish (written
+    in exp(-|x|): no overflow) against float64 references written otherwise
+    (x * ndtr(x); x * tanh(log1p(exp(x)))), from tiny to saturating inputs."""
+    from fastnn import MLPRegressor
+    x = np.geomspace(1e-30, 1e3, 2000)
+    x = np.concatenate([-x, x, [0.0]]).astype(dtype)
+    k = 8
+    X = np.resize(x, (-(-x.size // k), k)).astype(dtype)
+    est = MLPRegressor(hidden_layer_sizes=(k,), activation=act, max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, X)
+    est.coefs_ = [np.eye(k, dtype=dtype), np.eye(k, dtype=dtype)]
+    est.intercepts_ = [np.zeros(k, dtype=dtype), np.zeros(k, dtype=dtype)]
+    got = est.predict(X).astype(np.float64)
+    x64 = X.astype(np.float64)
+    if act == "gelu":
+        want = x64 * scipy.special.ndtr(x64)
+    else:
+        with np.errstate(over="ignore"):
+            want = x64 * np.tanh(np.log1p(np.exp(x64)))
+    tiny = np.finfo(dtype).tiny  # results below the normal range may flush to 0
+    ulp = np.spacing(np.abs(want).astype(dtype)).astype(np.float64)
+    # erfc(z) amplifies the rounding of z = -x / sqrt 2 by 2 z^2 = x^2 (in
+    # double, also for float32 models)
+    cond = x64 ** 2 if act == "gelu" and dtype == np.float64 else 0.0
+    err = np.abs(got - want) - (8 + cond) * ulp
+    assert np.all((err <= 0) | (np.abs(want) < tiny / np.finfo(dtype).eps)), \
+        np.max(np.abs(got - want) / ulp)
+
+
+@pytest.mark.parametrize("penalty", ["l2", "l1", "elasticnet"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_per_layer_alpha(penalty, dtype):
+    """layer_alpha = [a0, 0, a2]: the objective and gradient are those without
+    a penalty plus, on each kernel l, a_l / sum(sw) * (l1 |W_l|_1 + (1 - l1) / 2
+    |W_l|^2) and its gradient (NumPy); biases and the 0 layer get nothing."""
+    case = Case([4, 5, 3, 2], "tanh", "squared_error", n=11, weighted=True, penalty=penalty,
+                l1_ratio=0.25, seed=41)
+    alphas = [0.7, 0.0, 1.3]
+    lay = case.layout
+    p = case.params.astype(dtype).astype(np.float64)
+    _, obj0, g0 = case.c(p, dtype=dtype)
+    _, obj, g = case.c(p, dtype=dtype, net=case.network(dtype, layer_alpha=alphas))
+    l1 = {"l2": 0.0, "l1": 1.0, "elasticnet": 0.25}[penalty]
+    scale = 1 / case.sw.astype(dtype).astype(np.float64).sum()
+    want_pen, want_g = 0.0, np.zeros_like(g0, dtype=np.float64)
+    for l, a in enumerate(alphas):
+        W = lay.kernel(p, l)
+        want_pen += a * scale * (l1 * np.abs(W).sum() + (1 - l1) / 2 * np.sum(W ** 2))
+        lay.kernel(want_g, l)[...] = a * scale * (l1 * np.sign(W) + (1 - l1) * W)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert abs((obj - obj0) - want_pen) <= tol * max(1.0, abs(obj))
+    diff = g.astype(np.float64) - g0.astype(np.float64)
+    np.testing.assert_allclose(diff, want_g, rtol=tol, atol=tol * np.abs(g).max())
+    assert np.all(lay.kernel(diff, 1) == 0) and np.abs(lay.kernel(diff, 2)).max() > 0
 
 
 @pytest.mark.parametrize("chunk_rows", [4096, 5])

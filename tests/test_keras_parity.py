@@ -35,13 +35,17 @@ tests/test_schedules.py.
 Parity tests (fastnn vs Keras):
 
 - test_solver_parity[sgd, sgd_momentum, sgd_nesterov, sgd_nesterov_0.875,
-  adam, adagrad, rmsprop, adamax, nadam]: every stochastic solver vs SGD / Adam / Adagrad /
-  RMSprop / Adamax / Nadam, non-default betas, rho, accumulator and epsilon.
+  adam, adagrad, rmsprop, adamax, nadam, adamw]: every stochastic solver vs SGD / Adam /
+  Adagrad / RMSprop / Adamax / Nadam / AdamW, non-default betas, rho, accumulator,
+  epsilon and weight decay; test_adamw_batch_norm_parity: AdamW decays BatchNorm's
+  gamma and beta too, as Keras.
 - test_loss_parity[regression, regression_2out, poisson, binary,
   multilabel, multiclass]: output activations and loss conventions.
 - test_activation_parity[identity, logistic, tanh, relu, leaky_relu, elu,
-  selu, swish]: hidden activations (leaky ReLU slope 0.01 as
-  ``LeakyReLU(negative_slope=0.01)``, swish as ``silu``);
+  selu, swish, gelu, mish]: hidden activations (leaky ReLU slope 0.01 as
+  ``LeakyReLU(negative_slope=0.01)``, swish as ``silu``, gelu as
+  ``gelu(approximate=False)``); test_leaky_relu_negative_slope_parity:
+  ``negative_slope=0.2``, Keras's ``leaky_relu`` default;
   test_mixed_activations_parity: one activation per hidden layer.
 - test_clipping_parity[clipvalue, clipnorm, global_clipnorm]: with values
   that are asserted to clip.
@@ -50,7 +54,9 @@ Parity tests (fastnn vs Keras):
   non-default ``batch_norm_momentum``/``batch_norm_epsilon``; also
   ``predict_proba`` (BN folded) vs Keras inference.
 - test_penalty_parity[l2, l1, elasticnet].
-- test_max_norm_parity: ``MaxNorm(r, axis=0)`` on every kernel, r binding.
+- test_max_norm_parity: ``MaxNorm(r, axis=0)`` on every kernel, r binding;
+  test_per_layer_max_norm_and_alpha_parity: ``max_norm=[r, r, None]`` and
+  ``alpha=[a, None, b]`` as per-layer Keras constraints and regularizers.
 - test_minibatch_parity: 2 epochs of 3 unshuffled mini-batches (BN after +
   input BN, nadam, L2): several steps inside one C epoch call.
 - test_float32_parity: fastnn in float32 vs Keras in float64 (BN, adam,
@@ -218,17 +224,23 @@ def _fastnn(kind, n_steps, seed, kernel_scale=1.0, batch_size=N, dtype=np.float6
     return est, init, X, Y
 
 
-def _activation_layer(name):
+def _activation_layer(name, negative_slope=0.01):
     if name == "leaky_relu":
-        return keras.layers.LeakyReLU(negative_slope=0.01)
-    fn = {"identity": "linear", "logistic": "sigmoid", "swish": keras.activations.silu}
+        return keras.layers.LeakyReLU(negative_slope=negative_slope)
+    fn = {"identity": "linear", "logistic": "sigmoid", "swish": keras.activations.silu,
+          "gelu": lambda x: keras.activations.gelu(x, approximate=False),
+          "mish": keras.activations.mish}
     return keras.layers.Activation(fn.get(name, name))
 
 
-def _regularizer(est, n):
-    if est.alpha == 0:
+def _per_layer(value, L):
+    """A scalar-or-per-layer parameter (alpha, max_norm) as one value per layer."""
+    return list(value) if np.ndim(value) else [value] * L
+
+
+def _regularizer(est, n, a):
+    if a is None or a == 0:
         return None
-    a = est.alpha
     if est.penalty == "l2":
         return keras.regularizers.L2(a / (2 * n))
     if est.penalty == "l1":
@@ -243,9 +255,7 @@ def _keras_model(est, n, init):
     L = len(est.coefs_)
     acts = est.activation if not isinstance(est.activation, str) else [est.activation] * (L - 1)
     mode = _bn_mode(est)
-    reg = _regularizer(est, n)
-    constraint = (keras.constraints.MaxNorm(est.max_norm, axis=0)
-                  if est.max_norm is not None else None)
+    alphas, max_norms = _per_layer(est.alpha, L), _per_layer(est.max_norm, L)
 
     def bn():
         return keras.layers.BatchNormalization(momentum=est.batch_norm_momentum,
@@ -257,15 +267,18 @@ def _keras_model(est, n, init):
         bns[0] = bn()
         model.add(bns[0])
     for l in range(L):
+        constraint = (keras.constraints.MaxNorm(max_norms[l], axis=0)
+                      if max_norms[l] is not None else None)
         d = keras.layers.Dense(est.coefs_[l].shape[1], use_bias=_has_bias(est, l),
-                               kernel_regularizer=reg, kernel_constraint=constraint)
+                               kernel_regularizer=_regularizer(est, n, alphas[l]),
+                               kernel_constraint=constraint)
         model.add(d)
         dense.append(d)
         if l < L - 1:
             if mode == "before":
                 bns[l + 1] = bn()
                 model.add(bns[l + 1])
-            model.add(_activation_layer(acts[l]))
+            model.add(_activation_layer(acts[l], est.negative_slope))
             if mode == "after":
                 bns[l + 1] = bn()
                 model.add(bns[l + 1])
@@ -336,6 +349,9 @@ def _keras_optimizer(est):
     if s == "adamax":
         return keras.optimizers.Adamax(beta_1=est.beta_1, beta_2=est.beta_2, epsilon=eps,
                                        **common)
+    if s == "adamw":
+        return keras.optimizers.AdamW(weight_decay=est.weight_decay, beta_1=est.beta_1,
+                                      beta_2=est.beta_2, epsilon=eps, **common)
     assert s == "nadam"
     return keras.optimizers.Nadam(beta_1=est.beta_1, beta_2=est.beta_2, epsilon=eps, **common)
 
@@ -424,6 +440,8 @@ SOLVERS = {
                    learning_rate_init=0.01),
     "nadam": dict(solver="nadam", beta_1=B1, beta_2=B2, epsilon=EPS,
                   learning_rate_init=0.01),
+    "adamw": dict(solver="adamw", beta_1=B1, beta_2=B2, epsilon=EPS, learning_rate_init=0.01,
+                  weight_decay=2.5),
 }
 
 
@@ -443,11 +461,27 @@ def test_loss_parity(kind):
 
 
 @pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu", "leaky_relu",
-                                        "elu", "selu", "swish"])
+                                        "elu", "selu", "swish", "gelu", "mish"])
 def test_activation_parity(activation):
     # kernel_scale 2 puts many pre-activations on the negative side (leaky/elu/selu)
     parity(f"activation[{activation}]", activation=activation, kernel_scale=2.0,
            solver="sgd", momentum=MOM)
+
+
+def test_leaky_relu_negative_slope_parity():
+    # Keras 3's keras.activations.leaky_relu default slope, 0.2 (the chapter's)
+    assert keras.activations.leaky_relu(keras.ops.convert_to_tensor([-1.0])).numpy()[0] \
+        == pytest.approx(-0.2)
+    parity("activation[leaky_relu, negative_slope=0.2]", activation="leaky_relu",
+           negative_slope=0.2, kernel_scale=2.0, solver="sgd", momentum=MOM)
+
+
+def test_adamw_batch_norm_parity():
+    # Keras AdamW decays every trainable variable, BatchNorm's gamma and beta
+    # included (none excluded by default): so does fastnn
+    parity("solver[adamw, batch_norm]", n_steps=4, activation="elu", batch_norm="after",
+           batch_norm_input=True, solver="adamw", beta_1=B1, beta_2=B2, epsilon=EPS,
+           learning_rate_init=0.01, weight_decay=2.5, alpha=0.5)
 
 
 def test_mixed_activations_parity():
@@ -523,6 +557,21 @@ def test_max_norm_parity():
                               beta_1=B1, beta_2=B2, learning_rate_init=0.01)
     for w in est.coefs_:
         assert np.linalg.norm(w, axis=0).max() <= r * (1 + 1e-9)
+
+
+def test_per_layer_max_norm_and_alpha_parity():
+    # Keras constrains / penalizes only the layers given a kernel_constraint /
+    # kernel_regularizer: here the hidden layers' max-norm and no penalty on
+    # the second hidden layer
+    r = 0.6
+    _, init, _, _ = _fastnn("multiclass", 1, 0)
+    assert np.linalg.norm(init["W2"], axis=0).max() > r
+    est, _, _, _ = parity("per_layer", activation="relu", max_norm=[r, r, None],
+                          alpha=[0.75, None, 0.25], solver="adam", beta_1=B1, beta_2=B2,
+                          learning_rate_init=0.01)
+    for w in est.coefs_[:2]:
+        assert np.linalg.norm(w, axis=0).max() <= r * (1 + 1e-9)
+    assert np.linalg.norm(est.coefs_[2], axis=0).max() > r  # the output layer is free
 
 
 def test_minibatch_parity():

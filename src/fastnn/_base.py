@@ -33,7 +33,6 @@ from .schedules import SCHEDULE_NAMES, make_schedule
 
 HIDDEN_ACTIVATIONS = _core.HIDDEN_ACTIVATIONS
 STOCHASTIC_SOLVERS = tuple(_core.SOLVERS)  # every solver of the C core; lbfgs is scipy's
-LEAKY_RELU_SLOPE = 0.01
 #: Where the documentation site built from docs/ is published; the estimators'
 #: HTML repr (Jupyter) links to their page under it.
 DOCS_URL = "https://fastnn.readthedocs.io/en/latest/"
@@ -173,7 +172,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(HIDDEN_ACTIVATIONS)), list, tuple],
         "solver": [StrOptions({"lbfgs", *STOCHASTIC_SOLVERS})],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left"), "array-like"],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "learning_rate": [StrOptions(set(SCHEDULE_NAMES)),
                           HasMethods(["start", "epoch_rates", "end_epoch"])],
@@ -209,10 +208,12 @@ class BaseMultilayerPerceptron(BaseEstimator):
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "dropout": [Interval(Real, 0, 1, closed="left"), "array-like"],
         "dropout_kind": [StrOptions({"auto", "standard", "alpha"})],
-        "max_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "max_norm": [Interval(Real, 0, None, closed="neither"), None, "array-like"],
         "restore_best_weights": ["boolean"],
         "dtype": [None, StrOptions({"float32", "float64"}),
                   Options(type, {np.float32, np.float64})],
+        "negative_slope": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
@@ -222,7 +223,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                  n_iter_no_change, max_fun, rho, initial_accumulator_value,
                  kernel_initializer, batch_norm, batch_norm_input, batch_norm_momentum,
                  batch_norm_epsilon, clipvalue, clipnorm, global_clipnorm, penalty, l1_ratio,
-                 dropout, dropout_kind, max_norm, restore_best_weights, dtype):
+                 dropout, dropout_kind, max_norm, restore_best_weights, dtype,
+                 negative_slope, weight_decay):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -264,6 +266,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.max_norm = max_norm
         self.restore_best_weights = restore_best_weights
         self.dtype = dtype
+        self.negative_slope = negative_slope
+        self.weight_decay = weight_decay
 
     # ------------------------------------------------------------------
     # hyper-parameters resolved for one fit
@@ -311,6 +315,26 @@ class BaseMultilayerPerceptron(BaseEstimator):
             raise ValueError(f"dropout rates must lie in [0, 1), got {rates}.")
         return rates
 
+    def _per_layer(self, name, n_layers):
+        """(scalar, None) for a float (or None) parameter, (0.0, one value per
+        Dense layer) for a list: None entries become 0 (no penalty, no
+        constraint).  The core takes the scalar path for a scalar, as it
+        did before per-layer values existed."""
+        value = getattr(self, name)
+        if value is None or np.ndim(value) == 0:
+            return (0.0 if value is None else float(value)), None
+        values = list(value)
+        if len(values) != n_layers:
+            raise ValueError(f"{name} has {len(values)} values; give one value or one per "
+                             f"Dense layer (len(hidden_layer_sizes) + 1 = {n_layers}), None "
+                             "for a layer left out.")
+        lowest = 0 if name == "alpha" else np.nextafter(0, 1)
+        for v in values:
+            if v is not None and not (isinstance(v, Real) and np.isfinite(v) and v >= lowest):
+                raise ValueError(f"{name} values must be {'>= 0' if name == 'alpha' else '> 0'} "
+                                 f"or None, got {values}.")
+        return 0.0, [0.0 if v is None else float(v) for v in values]
+
     def _alpha_dropout(self, hidden_acts):
         if self.dropout_kind == "auto":
             return len(hidden_acts) > 0 and all(a == "selu" for a in hidden_acts)
@@ -338,19 +362,23 @@ class BaseMultilayerPerceptron(BaseEstimator):
         L = len(hidden_acts) + 1
         rates = self._dropout_rates(L)
         solver = self.solver if self.solver != "lbfgs" else "sgd"
+        alpha, layer_alpha = self._per_layer("alpha", L)
+        max_norm, layer_max_norm = self._per_layer("max_norm", L)
         return dict(
             activation=[_core.ACTIVATIONS[a] for a in hidden_acts]
             + [_core.ACTIVATIONS[self.out_activation_]],
             loss=_core.LOSSES[self._loss_name()],
-            leaky_slope=LEAKY_RELU_SLOPE,
+            leaky_slope=float(self.negative_slope),
             bn_momentum=float(self.batch_norm_momentum),
             bn_epsilon=float(self.batch_norm_epsilon),
             dropout=rates if any(r > 0 for r in rates) else None,
             alpha_dropout=self._alpha_dropout(hidden_acts),
             penalty=_core.PENALTIES[self.penalty],
-            alpha=float(self.alpha),
+            alpha=alpha,
+            layer_alpha=layer_alpha,
             l1_ratio=float(self.l1_ratio),
-            max_norm=float(self.max_norm) if self.max_norm is not None else 0.0,
+            max_norm=max_norm,
+            layer_max_norm=layer_max_norm,
             clip=_core.CLIP[clip],
             clip_value=float(clip_value),
             solver=_core.SOLVERS[solver],
@@ -360,6 +388,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             beta_2=float(self.beta_2),
             epsilon=float(self.epsilon),
             rho=float(self.rho),
+            weight_decay=float(self.weight_decay),
             n_threads=n_threads(),
             adaptive_threads=adaptive_threads(),
         )
@@ -677,6 +706,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         hidden = self._hidden_sizes()
         hidden_acts = self._hidden_activations(len(hidden))
         self._dropout_rates(len(hidden) + 1)
+        self._per_layer("alpha", len(hidden) + 1)
+        self._per_layer("max_norm", len(hidden) + 1)
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)

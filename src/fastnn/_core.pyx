@@ -105,6 +105,8 @@ cdef extern from "fastnn.h":
         double alpha
         double l1_ratio
         double max_norm
+        const double *layer_alpha
+        const double *layer_max_norm
         int32_t clip
         double clip_value
         int32_t solver
@@ -114,6 +116,7 @@ cdef extern from "fastnn.h":
         double beta_2
         double epsilon
         double rho
+        double weight_decay
         const int64_t *w_off
         const int64_t *b_off
         const int64_t *bn_off
@@ -386,9 +389,9 @@ cdef class Network:
                  n_params, n_stats, dropout=None, leaky_slope=0.01, batch_norm=0,
                  batch_norm_input=False, bn_momentum=0.99, bn_epsilon=1e-3,
                  alpha_dropout=False, penalty=0, alpha=0.0, l1_ratio=0.15, max_norm=0.0,
-                 clip=0, clip_value=0.0, solver=1, momentum=0.9, nesterov=True,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, rho=0.9, n_threads=1,
-                 adaptive_threads=True):
+                 layer_alpha=None, layer_max_norm=None, clip=0, clip_value=0.0, solver=1, momentum=0.9, nesterov=True,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, rho=0.9, weight_decay=0.0,
+                 n_threads=1, adaptive_threads=True):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError("dtype must be float32 or float64")
@@ -417,7 +420,16 @@ cdef class Network:
             dr = vec(np.asarray(dropout, dtype=np.float64), np.float64, L, "dropout")
             if ((dr < 0) | (dr >= 1)).any():
                 raise ValueError("dropout rates must lie in [0, 1)")
-        self._arrays = (u, act, wo, bo, no, so, dr)
+        # One penalty strength (>= 0) / max norm (<= 0: none) per Dense kernel.
+        cdef cnp.ndarray la = None, lm = None
+        if layer_alpha is not None:
+            la = vec(np.asarray(layer_alpha, dtype=np.float64), np.float64, L, "layer_alpha")
+            if not (la >= 0).all():
+                raise ValueError("layer_alpha values must be >= 0")
+        if layer_max_norm is not None:
+            lm = vec(np.asarray(layer_max_norm, dtype=np.float64), np.float64, L,
+                     "layer_max_norm")
+        self._arrays = (u, act, wo, bo, no, so, dr, la, lm)
         self.net.n_layers = <int32_t>L
         self.net.units = <const int64_t *>data_ptr(u)
         self.net.activation = <const int32_t *>data_ptr(act)
@@ -433,6 +445,8 @@ cdef class Network:
         self.net.alpha = alpha
         self.net.l1_ratio = l1_ratio
         self.net.max_norm = max_norm if max_norm is not None else 0.0
+        self.net.layer_alpha = <const double *>data_ptr(la) if la is not None else NULL
+        self.net.layer_max_norm = <const double *>data_ptr(lm) if lm is not None else NULL
         self.net.clip = code(clip, FNN_CLIP_COUNT, "clip")
         self.net.clip_value = clip_value
         self.net.solver = code(solver, FNN_SOLVER_COUNT, "solver")
@@ -442,6 +456,7 @@ cdef class Network:
         self.net.beta_2 = beta_2
         self.net.epsilon = epsilon
         self.net.rho = rho
+        self.net.weight_decay = weight_decay
         self.net.w_off = <const int64_t *>data_ptr(wo)
         self.net.b_off = <const int64_t *>data_ptr(bo)
         self.net.bn_off = <const int64_t *>data_ptr(no)

@@ -19,21 +19,28 @@ _PARAMETERS_DOC = """
     activation : str or list of str, default='relu'
         Hidden-layer activation, one name for all hidden layers or one per
         hidden layer: 'identity', 'logistic', 'tanh', 'relu' (as sklearn),
-        'leaky_relu' (negative slope 0.01, as PyTorch's default; Keras's
-        LeakyReLU layer uses 0.3), 'elu' (alpha=1), 'selu' (lambda=1.0507...,
-        alpha=1.6733..., Klambauer et al.) or 'swish' (x * sigmoid(x)).
+        'leaky_relu' (negative slope ``negative_slope``), 'elu' (alpha=1),
+        'selu' (lambda=1.0507..., alpha=1.6733..., Klambauer et al.), 'swish'
+        (x * sigmoid(x)), 'gelu' (the exact form ``0.5 x (1 + erf(x / sqrt 2))``,
+        Keras's default ``approximate=False``) or 'mish'
+        (``x * tanh(softplus(x))``).
 
-    solver : {'adam', 'sgd', 'lbfgs', 'adagrad', 'rmsprop', 'adamax', 'nadam'}, default='adam'
+    solver : {'adam', 'sgd', 'lbfgs', 'adagrad', 'rmsprop', 'adamax', 'nadam', 'adamw'}, \
+default='adam'
         'sgd' (with ``momentum`` and ``nesterovs_momentum``) and 'adam' follow
-        sklearn exactly; 'adagrad', 'rmsprop', 'adamax' and 'nadam' follow
-        Keras 3 with this estimator's ``epsilon``; 'lbfgs' is
+        sklearn exactly; 'adagrad', 'rmsprop', 'adamax', 'nadam' and 'adamw'
+        (Adam with decoupled ``weight_decay``) follow Keras 3 with this
+        estimator's ``epsilon``; 'lbfgs' is
         scipy.optimize's L-BFGS-B on the full-batch loss and gradient computed
         in C (no BatchNorm or dropout with lbfgs).
 
-    alpha : float, default=0.0001
+    alpha : float or list of float, default=0.0001
         Strength of the weight penalty, divided by the mini-batch's sample
         weight sum as in sklearn (so 'l2' is exactly sklearn's MLP penalty
         ``0.5 * alpha * ||W||^2 / n``). Biases and BatchNorm are not penalized.
+        A list gives one strength per Dense layer (``len(hidden_layer_sizes)
+        + 1``, the output layer last; None or 0: that kernel is not
+        penalized), as Keras's per-layer ``kernel_regularizer``.
 
     batch_size : int or 'auto', default='auto'
         Mini-batch size; 'auto' is ``min(200, n_samples)``.
@@ -126,7 +133,7 @@ _PARAMETERS_DOC = """
         normal variants truncated at two standard deviations, biases start at
         zero, the output layer Glorot uniform as Keras's Dense default).
         'auto' picks per layer from its activation: 'sklearn' for identity,
-        logistic, tanh and relu, He uniform for leaky_relu, elu and swish,
+        logistic, tanh and relu, He uniform for leaky_relu, elu, swish, gelu and mish,
         LeCun normal for selu (see :func:`fastnn._init.resolve_initializer`);
         the output layer follows the ``activation`` parameter as in
         scikit-learn (the last hidden activation when given per layer). So by
@@ -174,9 +181,14 @@ _PARAMETERS_DOC = """
         'standard' inverted dropout or Keras's AlphaDropout; 'auto' uses
         alpha dropout when every hidden activation is 'selu'.
 
-    max_norm : float or None, default=None
+    max_norm : float, list or None, default=None
         Max-norm constraint (Keras ``MaxNorm(max_norm, axis=0)``) on each
-        unit's incoming weights, applied after every update.
+        unit's incoming weights, applied after every update. A float
+        constrains every Dense layer, the output layer included; a list gives
+        one value per Dense layer (``len(hidden_layer_sizes) + 1``, None for
+        an unconstrained layer), e.g. ``[r, r, None]`` to constrain only the
+        hidden layers as Keras does when only they get a
+        ``kernel_constraint``.
 
     restore_best_weights : bool, default=True
         With early stopping, keep the weights of the best validation epoch
@@ -191,6 +203,22 @@ _PARAMETERS_DOC = """
         The fitted arrays are of this type; warm_start and partial_fit keep
         the type of the arrays already there. Predictions take X of either
         float type without copying it.
+
+    negative_slope : float, default=0.01
+        Slope of 'leaky_relu' for negative inputs: ``x if x > 0 else
+        negative_slope * x``. The default is PyTorch's (``nn.LeakyReLU``);
+        Keras 3's ``keras.activations.leaky_relu`` uses 0.2 (the chapter's
+        value) and its ``LeakyReLU`` layer 0.3.
+
+    weight_decay : float, default=0.004
+        Decoupled weight decay of ``solver='adamw'`` (Keras 3's AdamW and its
+        default): before each Adam step every parameter is shrunk,
+        ``theta -= learning_rate * weight_decay * theta``, apart from the
+        gradient (unlike ``penalty='l2'``, whose gradient Adam rescales). As
+        Keras, which excludes no variable by default, it applies to all
+        trained parameters: kernels, biases and BatchNorm's gamma and beta
+        (not the moving statistics). Ignored by the other solvers; the
+        ``alpha`` penalty still applies on top.
 """
 
 _ATTRIBUTES_DOC = """
@@ -288,7 +316,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                  batch_norm=False, batch_norm_input=False, batch_norm_momentum=0.99,
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
-                 restore_best_weights=True, dtype=None, class_weight=None):
+                 restore_best_weights=True, dtype=None, class_weight=None,
+                 negative_slope=0.01, weight_decay=0.004):
         self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
@@ -305,7 +334,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             batch_norm_epsilon=batch_norm_epsilon, clipvalue=clipvalue, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
-            restore_best_weights=restore_best_weights, dtype=dtype)
+            restore_best_weights=restore_best_weights, dtype=dtype,
+            negative_slope=negative_slope, weight_decay=weight_decay)
 
     _score_function = staticmethod(accuracy_score)
 
@@ -484,7 +514,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
                  batch_norm=False, batch_norm_input=False, batch_norm_momentum=0.99,
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
-                 restore_best_weights=True, dtype=None):
+                 restore_best_weights=True, dtype=None, negative_slope=0.01,
+                 weight_decay=0.004):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -500,7 +531,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             batch_norm_epsilon=batch_norm_epsilon, clipvalue=clipvalue, clipnorm=clipnorm,
             global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
-            restore_best_weights=restore_best_weights, dtype=dtype)
+            restore_best_weights=restore_best_weights, dtype=dtype,
+            negative_slope=negative_slope, weight_decay=weight_decay)
 
     _score_function = staticmethod(r2_score)
 

@@ -40,7 +40,6 @@ except ImportError as exc:  # an optional dependency
         "`pip install skl2onnx onnxruntime`, or `pip install \".[onnx]\"` from "
         "fastnn's source directory.") from exc
 
-from ._base import LEAKY_RELU_SLOPE
 from ._mlp import MLPClassifier, MLPRegressor
 
 __all__ = ["register_converters"]
@@ -148,7 +147,7 @@ class _Graph:
         if name == "exp":
             return self.op("Exp", [x])
         if name == "leaky_relu":
-            slope = float(getattr(est, "negative_slope", LEAKY_RELU_SLOPE))
+            slope = float(est.negative_slope)
             return self._where_positive(x, self.op("Mul", [x, self.constant("slope", slope)]))
         if name in ("elu", "selu"):
             # Composed from Exp/Where instead of ONNX's Elu/Selu, which
@@ -159,6 +158,14 @@ class _Graph:
             negative = self.op("Mul", [expm1, self.constant("alpha", _SELU_ALPHA)])
             return self.op("Mul", [self._where_positive(x, negative),
                                    self.constant("gamma", _SELU_GAMMA)])
+        if name == "gelu":  # exact form: 0.5 x (1 + erf(x / sqrt(2)))
+            erf = self.op("Erf", [self.op("Mul", [x, self.constant("rsqrt2", 0.5 ** 0.5)])])
+            half = self.op("Mul", [x, self.constant("half", 0.5)])
+            return self.op("Mul", [half, self.op("Add", [erf, self.constant("one", 1.0)])])
+        if name == "mish":  # x tanh(softplus(x)), softplus = log(1 + exp(x))
+            softplus = self.op("Log", [self.op("Add", [self.op("Exp", [x]),
+                                                       self.constant("one", 1.0)])])
+            return self.op("Mul", [x, self.op("Tanh", [softplus])])
         raise NotImplementedError(f"no ONNX conversion for activation {name!r}")
 
     def _where_positive(self, x, otherwise):

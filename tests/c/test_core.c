@@ -230,6 +230,8 @@ static void model_init(model *M, int f32, int L, const int64_t *units, int hidde
     n->alpha = 0;
     n->l1_ratio = 0.5;
     n->max_norm = 0;
+    n->layer_alpha = NULL;
+    n->layer_max_norm = NULL;
     n->clip = FNN_CLIP_NONE;
     n->clip_value = 0;
     n->solver = FNN_SOLVER_ADAM;
@@ -239,6 +241,7 @@ static void model_init(model *M, int f32, int L, const int64_t *units, int hidde
     n->beta_2 = 0.999;
     n->epsilon = 1e-7;
     n->rho = 0.9;
+    n->weight_decay = 0.004;
     n->n_params = off;
     n->n_stats = stat;
     n->n_threads = 1;
@@ -681,6 +684,8 @@ static const gc_cfg GC_CASES[] = {
     GC(.name = "elu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_ELU),
     GC(.name = "selu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_SELU),
     GC(.name = "swish", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_SWISH),
+    GC(.name = "gelu", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_GELU),
+    GC(.name = "mish", .L = 3, .units = {3, 4, 3, 2}, .act = FNN_ACT_MISH),
     GC(.name = "log_softmax", .L = 2, .units = {3, 5, 3}, .act = FNN_ACT_TANH,
        .loss = FNN_LOSS_LOG),
     GC(.name = "binary_log", .L = 2, .units = {3, 5, 2}, .act = FNN_ACT_ELU,
@@ -953,7 +958,7 @@ static void t_learn_loss(int loss, int f32)
 static void t_learn_solver(int solver, int nesterov, int f32)
 {
     /* One rate per registered solver; a solver without one (0) fails here. */
-    static const double LR[FNN_SOLVER_COUNT] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01};
+    static const double LR[FNN_SOLVER_COUNT] = {0.05, 0.01, 0.1, 0.003, 0.02, 0.01, 0.01};
     const int64_t u[] = {4, 8, 6, 1};
     model M;
     model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 30);
@@ -970,7 +975,7 @@ static void t_learn_solver(int solver, int nesterov, int f32)
 }
 
 /* Three full-batch steps of each solver against the update rules written
- * out here (sklearn's SGD/Adam, Keras 3 AdaGrad/RMSProp/AdaMax/Nadam), the
+ * out here (sklearn's SGD/Adam, Keras 3 AdaGrad/RMSProp/AdaMax/Nadam/AdamW), the
  * gradient taken from fnn_loss_grad at the current parameters. */
 static void t_solver_rule(int solver, int nesterov, int f32)
 {
@@ -979,6 +984,7 @@ static void t_solver_rule(int solver, int nesterov, int f32)
     model_init(&M, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 35);
     model_set_solver(&M, solver);
     M.net.nesterov = nesterov;
+    M.net.weight_decay = 0.5; /* large enough to show in 3 steps (adamw) */
     dataset D;
     ds_init(&D, f32, 10, 3, 2, FNN_LOSS_SQUARED, 35);
     const int64_t np = M.net.n_params;
@@ -1009,6 +1015,9 @@ static void t_solver_rule(int solver, int nesterov, int f32)
                 m[i] = mu * m[i] - lr * gi;
                 p[i] += nesterov ? mu * m[i] - lr * gi : m[i];
                 break;
+            case FNN_SOLVER_ADAMW: /* Keras AdamW: decay, then Adam */
+                p[i] -= p[i] * lr * M.net.weight_decay;
+                /* fall through */
             case FNN_SOLVER_ADAM:
                 m[i] = b1 * m[i] + (1 - b1) * gi;
                 v[i] = b2 * v[i] + (1 - b2) * gi * gi;
@@ -1211,6 +1220,34 @@ static void t_max_norm(int f32)
         }
     CHECK(top <= 0.4 * (1 + 1e-5), "a kernel column has norm %.9g > 0.4", top);
     CHECK(top >= 0.39, "constraint never active (max column norm %.6g)", top);
+    model_free(&M);
+    ds_free(&D);
+}
+
+/* Per-layer max-norm {0.4, 0}: the first kernel constrained, the output
+ * kernel left free (0 = unconstrained, whatever max_norm says). */
+static void t_layer_max_norm(int f32)
+{
+    const int64_t u[] = {4, 8, 2};
+    const double r[] = {0.4, 0.0};
+    model M;
+    model_init(&M, f32, 2, u, FNN_ACT_ELU, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 60);
+    M.net.max_norm = 0.1; /* ignored: layer_max_norm replaces it */
+    M.net.layer_max_norm = r;
+    dataset D;
+    ds_init(&D, f32, 40, 4, 2, FNN_LOSS_SQUARED, 60);
+    fnn_status st = train_epochs(&M, &D.data, 5, 8, 0.05, 1);
+    CHECK(st == FNN_OK, "status %d", st);
+    double top[2] = {0, 0};
+    for (int l = 0; l < 2; l++)
+        for (int64_t j = 0; j < u[l + 1]; j++) {
+            double s = 0;
+            for (int64_t i = 0; i < u[l]; i++)
+                s += pow(vget(f32, M.params, M.w_off[l] + i * u[l + 1] + j), 2);
+            top[l] = fmax(top[l], sqrt(s));
+        }
+    CHECK(top[0] <= 0.4 * (1 + 1e-5) && top[0] >= 0.39, "layer 0 max column norm %.9g", top[0]);
+    CHECK(top[1] > 0.4, "layer 1 constrained (max column norm %.9g)", top[1]);
     model_free(&M);
     ds_free(&D);
 }
@@ -2332,6 +2369,9 @@ int main(void)
         }
         chk_begin("max_norm[%s]", dt(f32));
         t_max_norm(f32);
+        chk_end();
+        chk_begin("layer_max_norm[%s]", dt(f32));
+        t_layer_max_norm(f32);
         chk_end();
         for (int b = 1; b <= 2; b++) {
             chk_begin("bn_statistics[%s+input,%s]", b == 1 ? "before" : "after", dt(f32));
