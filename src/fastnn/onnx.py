@@ -159,7 +159,15 @@ class _Graph:
             return self.op("Mul", [self._where_positive(x, negative),
                                    self.constant("gamma", _SELU_GAMMA)])
         if name == "gelu":  # exact form: 0.5 x (1 + erf(x / sqrt(2)))
-            erf = self.op("Erf", [self.op("Mul", [x, self.constant("rsqrt2", 0.5 ** 0.5)])])
+            scaled = self.op("Mul", [x, self.constant("rsqrt2", 0.5 ** 0.5)])
+            if self.proto_dtype == onnx_proto.TensorProto.DOUBLE:
+                # onnxruntime's Erf takes float32 only: a float64 graph's gelu
+                # is then as precise as float32 (about 1e-7 relative).
+                f32 = onnx_proto.TensorProto.FLOAT
+                erf = self.op("Cast", [self.op("Erf", [self.op("Cast", [scaled], to=f32)])],
+                              to=self.proto_dtype)
+            else:
+                erf = self.op("Erf", [scaled])
             half = self.op("Mul", [x, self.constant("half", 0.5)])
             return self.op("Mul", [half, self.op("Add", [erf, self.constant("one", 1.0)])])
         if name == "mish":  # x tanh(softplus(x)), softplus = log(1 + exp(x))
