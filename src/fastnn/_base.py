@@ -711,10 +711,11 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        if not first_pass and hasattr(self, "n_outputs_"):
-            # A fitted (or unpickled) state: a corrupted attribute is named
-            # before anything else.  Weights set by hand on an unfitted
-            # estimator are completed first (_complete_state), then checked.
+        if not first_pass and hasattr(self, "bn_gamma_"):
+            # A state a fastnn fit wrote (bn_gamma_ is fastnn's own): a
+            # corrupted attribute is named before anything else.  Weights set
+            # by hand (scikit-learn's attributes only) are completed first
+            # (_complete_state), then checked.
             self._check_fitted_state(training=True)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         if sample_weight is not None:
