@@ -729,11 +729,21 @@ def test_malformed_csr_raises(corruption):
 def test_elu_selu_forward_accuracy(act, dtype):
     """ELU/SELU use a vectorized expm1 on the negative side: within 2 ulp of
     numpy's expm1 from tiny to saturating inputs (no cancellation near 0)."""
-    from fastnn import MLPRegressor
     x = -np.concatenate([np.geomspace(1e-30, 1e4, 3000), [0.0, 0.3465735902799727, 87.0, 88.0,
                                                           700.0, 709.0, 745.0]])
     x = np.concatenate([x, -x[:50]]).astype(dtype)
-    k = 8
+    X, got = _through_identity_layers(act, x, dtype)
+    want = ref_act(act, X.astype(np.float64)).astype(dtype).astype(np.float64)
+    ulp = np.spacing(np.abs(want).astype(dtype)).astype(np.float64)
+    assert np.all(np.abs(got - want) <= 2 * ulp + (4 if act == "selu" else 0) * ulp), \
+        np.max(np.abs(got - want) / ulp)
+
+
+def _through_identity_layers(act, x, dtype, k=8):
+    """(X, act(X)): the values x as rows of k, through a fitted regressor
+    whose kernels are set to the identity and biases to zero, so its output
+    is the activation applied element-wise."""
+    from fastnn import MLPRegressor
     X = np.resize(x, (-(-x.size // k), k)).astype(dtype)
     est = MLPRegressor(hidden_layer_sizes=(k,), activation=act, max_iter=1, random_state=0)
     with warnings.catch_warnings():
@@ -741,11 +751,7 @@ def test_elu_selu_forward_accuracy(act, dtype):
         est.fit(X, X)
     est.coefs_ = [np.eye(k, dtype=dtype), np.eye(k, dtype=dtype)]
     est.intercepts_ = [np.zeros(k, dtype=dtype), np.zeros(k, dtype=dtype)]
-    got = est.predict(X).astype(np.float64)
-    want = ref_act(act, X.astype(np.float64)).astype(dtype).astype(np.float64)
-    ulp = np.spacing(np.abs(want).astype(dtype)).astype(np.float64)
-    assert np.all(np.abs(got - want) <= 2 * ulp + (4 if act == "selu" else 0) * ulp), \
-        np.max(np.abs(got - want) / ulp)
+    return X, est.predict(X).astype(np.float64)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -754,18 +760,9 @@ def test_gelu_mish_forward_accuracy(act, dtype):
     """GELU (erfc form: no cancellation on the negative side) and Mish (written
     in exp(-|x|): no overflow) against float64 references written otherwise
     (x * ndtr(x); x * tanh(log1p(exp(x)))), from tiny to saturating inputs."""
-    from fastnn import MLPRegressor
     x = np.geomspace(1e-30, 1e3, 2000)
     x = np.concatenate([-x, x, [0.0]]).astype(dtype)
-    k = 8
-    X = np.resize(x, (-(-x.size // k), k)).astype(dtype)
-    est = MLPRegressor(hidden_layer_sizes=(k,), activation=act, max_iter=1, random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, X)
-    est.coefs_ = [np.eye(k, dtype=dtype), np.eye(k, dtype=dtype)]
-    est.intercepts_ = [np.zeros(k, dtype=dtype), np.zeros(k, dtype=dtype)]
-    got = est.predict(X).astype(np.float64)
+    X, got = _through_identity_layers(act, x, dtype)
     x64 = X.astype(np.float64)
     if act == "gelu":
         want = x64 * scipy.special.ndtr(x64)

@@ -30,22 +30,17 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-from ._init import _TRUNC_STD, _truncated_standard_normal
+from ._init import _SPECS, _TRUNC_STD, _truncated_standard_normal
 
 __all__ = ["VarianceScaling"]
 
 MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
 
-# name -> (scale, mode, distribution), the table in the module docstring
-PRESETS = {
-    "glorot_uniform": (1.0, "fan_avg", "uniform"),
-    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
-    "he_uniform": (2.0, "fan_in", "uniform"),
-    "he_normal": (2.0, "fan_in", "truncated_normal"),
-    "lecun_uniform": (1.0, "fan_in", "uniform"),
-    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
-}
+# name -> (scale, mode, distribution), the table in the module docstring: the
+# named initializers of _init.py, whose "normal" is Keras's truncated normal.
+PRESETS = {name: (scale, mode, "truncated_normal" if dist == "normal" else dist)
+           for name, (scale, mode, dist) in _SPECS.items()}
 
 
 class VarianceScaling(BaseEstimator):
