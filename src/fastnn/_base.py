@@ -56,16 +56,13 @@ class _InferenceNetwork:
 
     def __init__(self, key, arrays, net, params):
         self.key, self.net, self.params = key, net, params
-        self.arrays = [a.copy() for a in arrays]
+        self.arrays = [np.ascontiguousarray(a).copy() for a in arrays]
         self.empty_stats = np.empty(0, dtype=params.dtype)
 
     def built_from(self, key, arrays):
         """True when key and every array (shape, dtype, values) are the same:
         an array a user assigned, or edited in place, is seen."""
-        return key == self.key and len(arrays) == len(self.arrays) and all(
-            isinstance(a, np.ndarray) and a.shape == c.shape and a.dtype == c.dtype
-            and np.array_equal(a, c)
-            for a, c in zip(arrays, self.arrays))
+        return key == self.key and _core.same_arrays(arrays, self.arrays)
 
 
 def _check_fitted(est):
@@ -154,6 +151,8 @@ def _check_range(X, dtype, name):
 
 
 def _check_mc_samples(mc_samples):
+    if type(mc_samples) is int and mc_samples >= 0:  # the common case, without ABC checks
+        return mc_samples
     if isinstance(mc_samples, (bool, np.bool_)) or not isinstance(mc_samples, Integral) \
             or mc_samples < 0:
         raise ValueError(f"mc_samples must be a non-negative integer, got {mc_samples!r}.")

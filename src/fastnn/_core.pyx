@@ -697,3 +697,27 @@ def predict(Network net, params, stats, X, *, chunk_rows=None,
                                      &d, chunk, drop, seed, <double *>outp, &nonfinite)
     check_status(status)
     return (out, nonfinite != 0) if return_nonfinite else out
+
+
+from libc.string cimport memcmp
+
+
+def same_arrays(arrays, copies):
+    """True when arrays[i] and copies[i] have the same shape, dtype and bytes
+    for every i (copies: C-contiguous). A memcmp, without numpy's temporary
+    boolean arrays: the check the cached inference network makes on every
+    prediction, so a user's assigned or edited weights are seen."""
+    if len(arrays) != len(copies):
+        return False
+    cdef cnp.ndarray a, c
+    for x, y in zip(arrays, copies):
+        # shapes compared as Python tuples (a typed ndarray's .shape is a pointer)
+        if type(x) is not np.ndarray or x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        a, c = x, y
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            if not np.array_equal(a, c):
+                return False
+        elif memcmp(cnp.PyArray_DATA(a), cnp.PyArray_DATA(c), cnp.PyArray_NBYTES(c)) != 0:
+            return False
+    return True
