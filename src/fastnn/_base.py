@@ -994,7 +994,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         h["loss"].append(self.loss_)
         h["lr"].append(float(lrs[-1]) if len(lrs) else float(self.learning_rate_init))
         h["grad_norm"].append(list(run.grad_norm_sum / max(n_steps, 1)))
-        run.monitor_grads.check(self._epoch, h["grad_norm"][-1], run.layout.n_layers)
+        run.monitor_grads.check(self._epoch, h["grad_norm"][-1], run.layout.n_layers,
+                                self.frozen_layers)
         if run.val is None:
             self._update_no_improvement_count(run, None)
             return self.loss_
