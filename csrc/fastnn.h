@@ -353,7 +353,8 @@ fnn_status fnn_loss_grad_f64(const fnn_net *net, const fnn_blas *blas, const dou
                              uint64_t seed, double *loss_out, double *objective_out,
                              double *grad);
 /* fnn_loss_grad with the BN moving statistics `stats`, which frozen BN slots
- * (fnn_net.frozen_layers) normalize with; NULL when none is frozen. */
+ * (fnn_net.frozen_layers) normalize with; NULL when none is frozen.  (With
+ * frozen layers, either writes a zero gradient for the frozen tensors.) */
 fnn_status fnn_loss_grad_stats_f32(const fnn_net *net, const fnn_blas *blas,
                                    const float *params, const float *stats,
                                    const fnn_data *data, int64_t chunk_rows, int32_t dropout_on,
