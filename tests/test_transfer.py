@@ -69,6 +69,25 @@ def test_warm_start_from_hand_set_weights(digits):
     assert not np.allclose(fresh.coefs_[0], coefs[0], atol=1e-3)
 
 
+def test_warm_start_from_hand_set_batch_norm_arrays(digits):
+    """BatchNorm arrays set by hand beside the weights (SPEC section 2) are
+    where training starts too, on an estimator that was never fitted."""
+    X, y = digits
+    src = MLPClassifier((20,), batch_norm="before", batch_norm_input=True, max_iter=3,
+                        random_state=0).fit(X, y)
+    m = MLPClassifier((20,), batch_norm="before", batch_norm_input=True, solver="sgd",
+                      momentum=0, learning_rate_init=1e-9, max_iter=1, warm_start=True,
+                      random_state=1)
+    names = ("coefs_", "intercepts_", "bn_gamma_", "bn_beta_")
+    for name in names + ("bn_moving_mean_", "bn_moving_var_"):
+        setattr(m, name, [None if a is None else a.copy() for a in getattr(src, name)])
+    m.fit(X, y)
+    for name in names:
+        for got, want in zip(getattr(m, name), getattr(src, name)):
+            if want is not None:
+                np.testing.assert_allclose(got, want, atol=1e-6)
+
+
 # ---------------------------------------------------------- frozen, bitwise
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_frozen_layers_keep_their_values(digits, solver):

@@ -74,6 +74,9 @@ def _check_fitted(est):
         est._check_fitted_state()  # fitted, yet coefs_ gone: a ValueError naming it
 
 
+# Attributes every fit writes and a user setting weights by hand does not:
+# when any is there, a warm start continues a fit's state.
+FIT_WRITTEN = ("n_outputs_", "n_iter_", "out_activation_", "history_")
 OUTPUT_ACTIVATIONS = ("identity", "exp", "logistic", "softmax")
 # Fitted arrays a fit only ever replaces, never writes into: a fit shares
 # them instead of copying (see BaseMultilayerPerceptron._fit).
@@ -727,10 +730,10 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        if not first_pass and hasattr(self, "bn_gamma_"):
-            # A state a fastnn fit wrote (bn_gamma_ is fastnn's own): a
-            # corrupted attribute is named before anything else.  Weights set
-            # by hand (scikit-learn's attributes only) are completed first
+        if not first_pass and any(name in self.__dict__ for name in FIT_WRITTEN):
+            # A state a fit wrote: a corrupted attribute is named before
+            # anything else.  Weights set by hand (coefs_, intercepts_,
+            # BatchNorm arrays, nothing of FIT_WRITTEN) are completed first
             # (_complete_state), then checked.
             self._check_fitted_state(training=True)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
