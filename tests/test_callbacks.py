@@ -154,7 +154,11 @@ def test_lbfgs_iterations_are_subtasks_reporting_the_iterate(Est, make_data):
     for k, (_, _, _, model) in enumerate(ends, start=1):
         fresh = quiet_fit(Est(max_iter=k, **params), X, y)
         np.testing.assert_array_equal(model.predict(X), fresh.predict(X))
+        assert model.n_iter_ == fresh.n_iter_ == k
+        assert model.loss_ == pytest.approx(fresh.loss_, rel=1e-6)
     np.testing.assert_array_equal(ends[-1][3].predict(X), est.predict(X))
+    for k, (_, _, _, model) in enumerate(rec.hooks("begin", "lbfgs-iter")):
+        assert model.n_iter_ == k
 
 
 def test_lbfgs_stopping_before_max_iter_leaves_no_subtask_open():

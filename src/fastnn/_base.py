@@ -789,7 +789,6 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
                          "iprint": iprint},
                 callback=callbacks.lbfgs_callback(layout, start, stats))
-        callbacks.close_lbfgs()
         self.n_iter_ = int(res.nit)
         if not np.isfinite(res.fun):
             self._unpack(layout, start, stats)

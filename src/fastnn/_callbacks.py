@@ -33,7 +33,7 @@ class FitCallbacks:
     Created at the start of the call: sets the callbacks up (scikit-learn's
     ``_init_callback_context``) and runs the root task's begin hooks. The
     loops then report their epochs (``begin_epoch``/``end_epoch``) or L-BFGS
-    iterations (``lbfgs_evaluation``/``end_lbfgs_iteration``); ``end_fit``
+    iterations (``lbfgs_evaluation``/``lbfgs_callback``); ``end_fit``
     runs the root task's end hooks with the finished model. The teardown is
     scikit-learn's ``_fit_context``'s.
     """
@@ -52,7 +52,7 @@ class FitCallbacks:
             return
         if incremental:
             max_subtasks = 1
-        elif estimator.solver == "lbfgs":  # an iteration begun when scipy stops
+        elif estimator.solver == "lbfgs":  # + an iteration begun but not accepted
             max_subtasks = estimator.max_iter + 1
         else:
             max_subtasks = estimator.max_iter
@@ -63,7 +63,13 @@ class FitCallbacks:
         self._root.call_on_fit_task_begin(estimator=estimator, **self._data)
 
     def end_fit(self):
-        """The root task's end: the estimator itself is the fitted model."""
+        """The root task's end: the estimator itself is the fitted model.
+        A subtask begun but never finished (an L-BFGS iteration scipy did not
+        accept, an epoch a second Ctrl-C cut short) ends first, without a
+        model, so every begin has its end."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.call_on_fit_task_end(estimator=self.estimator)
         if self._root is not None:
             self._root.call_on_fit_task_end(estimator=self.estimator, **self._data,
                                             reconstruction_attributes={})
@@ -91,8 +97,9 @@ class FitCallbacks:
 
     # -- lbfgs: one subtask per iteration -------------------------------------
     # scipy calls back at the end of an iteration only; an iteration begins
-    # at its first evaluation of the objective, so no subtask is left begun
-    # but never run when the optimizer stops.
+    # at its first evaluation of the objective, so converging or reaching
+    # max_iter leaves no subtask begun that never ran (running out of
+    # function evaluations, max_fun, can: end_fit ends it).
     def lbfgs_callback(self, layout, params, stats):
         """The ``callback`` for scipy.optimize.minimize (None without
         callbacks), starting from the weights params: ends the iteration
@@ -106,11 +113,11 @@ class FitCallbacks:
             task, self._task = self._task, None
             params = intermediate_result.x.astype(self._lbfgs[1].dtype)
             self._lbfgs = (layout, params, stats)
-            loss = float(intermediate_result.fun)
+            done = {"n_iter_": task.task_id + 1, "loss_": float(intermediate_result.fun)}
             if task.call_on_fit_task_end(
                     estimator=self.estimator, **self._data,
                     reconstruction_attributes=lambda: {**self._model(layout, params, stats),
-                                                       "loss_": loss}):
+                                                       **done}):
                 self.stopped = True
                 raise StopIteration
 
@@ -124,14 +131,8 @@ class FitCallbacks:
             self._task = self._root.subcontext(task_name="lbfgs-iter")
             self._task.call_on_fit_task_begin(
                 estimator=self.estimator, **self._data,
-                reconstruction_attributes=lambda: self._model(*self._lbfgs))
-
-    def close_lbfgs(self):
-        """An iteration begun (the objective evaluated) but never accepted
-        by scipy: ended without a model, so every begin has its end."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.call_on_fit_task_end(estimator=self.estimator)
+                reconstruction_attributes=lambda: {**self._model(*self._lbfgs),
+                                                   "n_iter_": self._task.task_id})
 
     # -------------------------------------------------------------------------
     def _model(self, layout, params, stats):
