@@ -325,16 +325,18 @@ def test_set_callbacks_refuses_what_is_not_a_callback():
 # ---------------------------------------------------------------------------
 # all or nothing (tests/test_all_or_nothing.py's rule) when a callback raises
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
-def test_a_raising_callback_leaves_the_model_as_it_was(solver):
+@pytest.mark.parametrize("solver,call", [("adam", "fit"), ("lbfgs", "fit"),
+                                         ("sgd", "partial_fit")])
+def test_a_raising_callback_leaves_the_model_as_it_was(solver, call):
     X, y = digits()
     est = quiet_fit(MLPClassifier(hidden_layer_sizes=(8,), solver=solver, max_iter=3,
                                   warm_start=True, random_state=0), X, y)
     before, attrs, out = pickle.dumps(est), dict(vars(est)), est.predict_proba(X)
-    rec = Recorder(fail_after_epoch=2)
+    rec = Recorder(fail_after_epoch=2 if call == "fit" else 1)
     est.set_callbacks(rec)
     with pytest.raises(RuntimeError, match="callback failed"):
-        est.fit(X, y)
+        getattr(est, call)(X, y)
+    assert rec.hooks("end", "epoch" if solver != "lbfgs" else "lbfgs-iter")  # it ran
     assert rec.calls[-1][0] == "teardown"  # torn down all the same
     est.set_callbacks()
     assert set(vars(est)) == set(attrs)
