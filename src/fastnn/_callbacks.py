@@ -100,18 +100,21 @@ class FitCallbacks:
     # at its first evaluation of the objective, so converging or reaching
     # max_iter leaves no subtask begun that never ran (running out of
     # function evaluations, max_fun, can: end_fit ends it).
-    def lbfgs_callback(self, layout, params, stats):
+    def lbfgs_callback(self, layout, params, stats, trained):
         """The ``callback`` for scipy.optimize.minimize (None without
-        callbacks), starting from the weights params: ends the iteration
-        scipy just accepted, reporting its weights; raises StopIteration
-        (scipy >= 1.11 stops there) when a callback asks to stop."""
+        callbacks), starting from the weights params of which scipy
+        optimizes params[trained] (frozen_layers keep the rest): ends the
+        iteration scipy just accepted, reporting its weights; raises
+        StopIteration (scipy >= 1.11 stops there) when a callback asks to
+        stop."""
         if not self.active:
             return None
         self._lbfgs = (layout, params.copy(), stats)
 
         def end_lbfgs_iteration(intermediate_result):
             task, self._task = self._task, None
-            params = intermediate_result.x.astype(self._lbfgs[1].dtype)
+            params = self._lbfgs[1].copy()
+            params[trained] = intermediate_result.x
             self._lbfgs = (layout, params, stats)
             done = {"n_iter_": task.task_id + 1, "loss_": float(intermediate_result.fun)}
             if task.call_on_fit_task_end(
