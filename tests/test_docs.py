@@ -20,6 +20,7 @@ GUIDE_PAGES = {
     "quickstart": [],
     "techniques": [],
     "diagnosing": ["matplotlib"],
+    "callbacks": ["sklearn.callback", "rich"],
     "dask": ["dask", "distributed", "dask_ml"],
     "export": ["skops", "skl2onnx", "onnxruntime"],
 }

@@ -24,6 +24,7 @@ from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, 
                                       validate_data)
 
 from . import _core
+from ._callbacks import CALLBACK_STATE, CallbackSupportMixin, FitCallbacks
 from ._threads import adaptive_threads, blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, init_sklearn_layer, resolve_initializer
 from ._network import SLOT_MOMENT_M, SLOT_MOMENT_V, Layout, staggered_empty
@@ -163,7 +164,7 @@ def _check_mc_samples(mc_samples):
     return int(mc_samples)
 
 
-class BaseMultilayerPerceptron(BaseEstimator):
+class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     """Shared base of MLPClassifier and MLPRegressor (not for direct use)."""
 
     # scikit-learn's HTML repr links to "{module}.{name}.html" under this
@@ -582,13 +583,18 @@ class BaseMultilayerPerceptron(BaseEstimator):
         pickle buffers) and is never written into. When it raises, the
         estimator gets its state from before the call back, except after a
         DivergenceError, which documents that the model keeps the last
-        finite epoch."""
+        finite epoch. A callback that raises (scikit-learn's callback API,
+        fastnn._callbacks) fails the call like any other error."""
+        callbacks = FitCallbacks(self, X, y, sample_weight, incremental)
         before = dict(vars(self))
         appended_to = self._detach_fitted_state()
         try:
             if setup is not None:
                 setup()
-            return self._fit_once(X, y, sample_weight, incremental)
+            self._fit_callbacks = callbacks  # for the epoch and lbfgs loops
+            self._fit_once(X, y, sample_weight, incremental)
+            callbacks.end_fit()
+            return self
         except DivergenceError:
             raise
         except BaseException:
@@ -597,12 +603,15 @@ class BaseMultilayerPerceptron(BaseEstimator):
             vars(self).clear()
             vars(self).update(before)
             raise
+        finally:
+            vars(self).pop("_fit_callbacks", None)
 
     def _detach_fitted_state(self):
         """Replace every fitted attribute (a name that starts or ends with an
         underscore, by scikit-learn's convention) by a deep copy, except the
         weight arrays (a fit replaces them, never writes into them),
-        _random_state (every fit makes a new one) and the history lists
+        _random_state (every fit makes a new one), the callback API's state
+        (CALLBACK_STATE: shared with the callbacks) and the history lists
         (loss_curve_, history_'s lists: a fit only appends to them; copying
         them made a loop of partial_fit calls quadratic). Returns those lists
         with their lengths, to cut them back after a failure."""
@@ -610,7 +619,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         memo, appended_to = {}, []
         for name in fitted:
             value = getattr(self, name)
-            if name == "_random_state":
+            if name == "_random_state" or name in CALLBACK_STATE:
                 memo[id(value)] = value
             elif name in WEIGHT_LISTS:
                 memo.update((id(a), a) for a in value or ())
@@ -779,11 +788,13 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _fit_lbfgs(self, net, layout, params, stats, X, y, sample_weight):
         grad = np.empty_like(params)
         start = params.copy()
+        callbacks = self._fit_callbacks
         # L-BFGS-B sees only the trainable parameters (frozen_layers).
         trained = slice(None) if not self.frozen_layers else \
             layout.trainable(self.frozen_layers)
 
         def fun(x):
+            callbacks.lbfgs_evaluation()
             params[trained] = x
             _, objective = _core.loss_grad(net, params, X, y, sample_weight, grad)
             g = grad[trained]
@@ -799,7 +810,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
             res = scipy.optimize.minimize(
                 fun, params[trained].astype(np.float64), method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                         "iprint": iprint})
+                         "iprint": iprint},
+                callback=callbacks.lbfgs_callback(layout, start, stats, trained))
         self.n_iter_ = int(res.nit)
         if not np.isfinite(res.fun):
             self._unpack(layout, start, stats)
@@ -808,7 +820,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 "lbfgs could not evaluate a finite loss (the loss or its gradient is NaN or "
                 "infinite from the starting point); the model keeps its starting weights. "
                 "Scale the inputs and targets (e.g. StandardScaler).")
-        if res.status != 0:
+        if res.status != 0 and not callbacks.stopped:
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
                           f"(status={res.status}): {res.message}. Increase the number of "
                           "iterations (max_iter) or scale the data.", ConvergenceWarning)
@@ -850,6 +862,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             self.n_iter_ = 0  # per call, as sklearn (partial_fit leaves 1)
             for it in range(self.max_iter):
                 t0 = time.perf_counter()
+                self._fit_callbacks.begin_epoch(run)
                 lrs, loss_sum, n_steps = self._run_epoch(run)
                 monitor = self._record_epoch(run, lrs, loss_sum, n_steps)
                 # The epoch is fully recorded before any user code (a schedule)
@@ -858,6 +871,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                 if self.verbose:
                     self._print_epoch(run.val is not None)
                 self._schedule.end_epoch(monitor)
+                if self._fit_callbacks.end_epoch(run):  # a callback asked to stop
+                    break
                 if ctrl_c.requested:
                     raise KeyboardInterrupt
                 if self._stop_without_improvement(run) or incremental:

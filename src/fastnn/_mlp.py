@@ -310,6 +310,21 @@ _ATTRIBUTES_DOC = """
         Output activation.
 """
 
+_CALLBACKS_DOC = """
+    Notes
+    -----
+    Callbacks: scikit-learn's callback API (:mod:`sklearn.callback`,
+    scikit-learn >= 1.9) works as for ``LogisticRegression``:
+    ``set_callbacks(ScoringMonitor(...), ProgressBar(), ...)`` here, or on a
+    ``Pipeline`` or search holding this estimator. ``fit`` is a task whose
+    subtasks are its epochs (``solver='lbfgs'``: its L-BFGS iterations);
+    ``partial_fit`` a task with one epoch. Each subtask's end reports the
+    model after it (``fitted_estimator``, the same model as a fresh fit of
+    that many epochs), so ``ScoringMonitor`` scores every epoch; a hook
+    returning True stops the fit there, as early stopping would. See the
+    user guide's page on callbacks.
+"""
+
 
 def _stochastic(est):
     if est.solver not in STOCHASTIC_SOLVERS:
@@ -658,7 +673,7 @@ MLPClassifier.__doc__ = f"""Multilayer perceptron classifier trained in C.
     ----------
     classes_ : ndarray or list of ndarray
         Class labels.
-{_ATTRIBUTES_DOC}
+{_ATTRIBUTES_DOC}{_CALLBACKS_DOC}
     Examples
     --------
     >>> from sklearn.datasets import load_digits
@@ -685,7 +700,7 @@ MLPRegressor.__doc__ = f"""Multilayer perceptron regressor trained in C.
 {_PARAMETERS_DOC}
     Attributes
     ----------
-{_ATTRIBUTES_DOC}
+{_ATTRIBUTES_DOC}{_CALLBACKS_DOC}
     Examples
     --------
     >>> from sklearn.datasets import load_diabetes
