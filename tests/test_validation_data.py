@@ -280,3 +280,114 @@ def test_metadata_routing_of_weights_and_validation_data(digits):
         unrouted = cross_validate(small_clf(max_iter=3), Xt, yt, cv=2, return_estimator=True)
         assert not np.array_equal(routed["estimator"][0].coefs_[0],
                                   unrouted["estimator"][0].coefs_[0])
+
+
+# ------------------------------------------------------- monitor='val_loss'
+def keras_early_stopping(val_loss, min_delta, patience):
+    """(epoch it stops at, epoch whose weights it keeps), 1-based, of Keras's
+    EarlyStopping(monitor='val_loss', min_delta, patience) on a recorded
+    curve, written from its documented rule: `wait` grows every epoch; an
+    improvement (``current + min_delta < best``, always the first epoch)
+    moves `best` and resets `wait`; otherwise stop once ``wait >=
+    patience``. The stop epoch is None when the curve ends first."""
+    best, best_epoch, wait = None, None, 0
+    for epoch, current in enumerate(val_loss, start=1):
+        wait += 1
+        if best is None or current + min_delta < best:
+            best, best_epoch, wait = current, epoch, 0
+        elif wait >= patience:
+            return epoch, best_epoch
+    return None, best_epoch
+
+
+LONG = 60  # epochs of the recorded curve
+
+
+def curve_clf(**params):
+    return MLPClassifier(**{"hidden_layer_sizes": (16,), "learning_rate_init": 0.01,
+                            "random_state": 0, **params})
+
+
+@pytest.fixture(scope="module")
+def recorded(digits):
+    """history_['val_loss'] of a long fit that validates on X_val and never
+    stops (early stopping off, no training-loss stop)."""
+    Xt, yt, Xv, yv = digits
+    clf = curve_clf(max_iter=LONG, n_iter_no_change=10**6).fit(Xt, yt, X_val=Xv, y_val=yv)
+    return clf.history_["val_loss"]
+
+
+@pytest.mark.parametrize("tol, patience", [(0.01, 3), (0.0, 2), (0.02, 5)])
+def test_val_loss_stops_where_keras_would_on_the_recorded_curve(digits, recorded, tol,
+                                                                patience):
+    """The same training (same draws: X_val is not split off) with early
+    stopping on val_loss stops at the epoch Keras's rule gives on the
+    recorded curve and keeps that rule's best epoch's weights (a fit of just
+    that many epochs); restore_best_weights=False keeps the last epoch's."""
+    Xt, yt, Xv, yv = digits
+    stop, best = keras_early_stopping(recorded, tol, patience)
+    assert stop is not None and best < stop < LONG  # the curve makes the case
+    params = dict(max_iter=LONG, early_stopping=True, monitor="val_loss", tol=tol,
+                  n_iter_no_change=patience)
+    clf = curve_clf(**params).fit(Xt, yt, X_val=Xv, y_val=yv)
+    assert clf.n_iter_ == stop
+    np.testing.assert_array_equal(clf.history_["val_loss"], recorded[:stop])
+    assert_same_weights(clf, curve_clf(max_iter=best, n_iter_no_change=10**6).fit(Xt, yt))
+    last = curve_clf(restore_best_weights=False, **params).fit(Xt, yt, X_val=Xv, y_val=yv)
+    assert last.n_iter_ == stop
+    assert_same_weights(last, curve_clf(max_iter=stop, n_iter_no_change=10**6).fit(Xt, yt))
+
+
+def test_val_loss_best_moves_only_by_more_than_tol(recorded):
+    """The curve has an epoch better than the kept one, but by less than tol:
+    Keras keeps the earlier epoch (the lowest loss is not what it keeps)."""
+    stop, best = keras_early_stopping(recorded, 0.01, 3)
+    assert int(np.argmin(recorded[:stop])) + 1 != best
+
+
+def test_val_score_keeps_scikit_learns_rule(digits):
+    """monitor='val_score' (the default) stops after n_iter_no_change + 1
+    epochs without a score gain of tol and keeps the highest score's epoch."""
+    Xt, yt, Xv, yv = digits
+    clf = curve_clf(max_iter=LONG, early_stopping=True, n_iter_no_change=3).fit(
+        Xt, yt, X_val=Xv, y_val=yv)
+    scores, best, count = clf.validation_scores_, -np.inf, 0
+    for epoch, s in enumerate(scores, start=1):
+        count = count + 1 if s < best + clf.tol else 0
+        best = max(best, s)
+        if count > 3:
+            break
+    assert epoch == clf.n_iter_ < LONG
+    best_epoch = int(np.argmax(scores)) + 1
+    assert_same_weights(clf, curve_clf(max_iter=best_epoch, n_iter_no_change=10**6).fit(Xt, yt))
+
+
+@pytest.mark.keras
+def test_keras_early_stopping_agrees_on_the_recorded_curve(recorded):
+    """keras.callbacks.EarlyStopping itself, fed the recorded curve, stops and
+    restores where the reference above says."""
+    keras = pytest.importorskip("keras")
+
+    class Model:  # what EarlyStopping touches: weights (an epoch tag) and the flag
+        stop_training = False
+        epoch = 0
+
+        def get_weights(self):
+            return self.epoch
+
+        def set_weights(self, w):
+            self.restored = w
+
+    for tol, patience in [(0.01, 3), (0.0, 2), (0.02, 5)]:
+        model = Model()
+        cb = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=tol,
+                                           patience=patience, restore_best_weights=True)
+        cb.set_model(model)
+        cb.on_train_begin()
+        for epoch, v in enumerate(recorded):
+            model.epoch = epoch + 1
+            cb.on_epoch_end(epoch, {"val_loss": v})
+            if model.stop_training:
+                break
+        cb.on_train_end()
+        assert (model.epoch, model.restored) == keras_early_stopping(recorded, tol, patience)
