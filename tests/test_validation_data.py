@@ -391,3 +391,58 @@ def test_keras_early_stopping_agrees_on_the_recorded_curve(recorded):
                 break
         cb.on_train_end()
         assert (model.epoch, model.restored) == keras_early_stopping(recorded, tol, patience)
+
+
+# ------------------------------------------------ plateau on validation data
+def keras_reduce_lr_on_plateau(lr0, monitored, factor, patience):
+    """The rate of each epoch under Keras's ReduceLROnPlateau (mode 'min',
+    min_delta 0, no cooldown or floor) fed `monitored` after each epoch."""
+    lr, best, wait, rates = lr0, None, 0, []
+    for m in monitored:
+        rates.append(lr)
+        if best is None or m < best:
+            best, wait = m, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                lr, wait = lr * factor, 0
+    return rates
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_score"])
+def test_plateau_watches_x_val_without_early_stopping(digits, monitor):
+    """With X_val and early_stopping=False the schedule's rates follow the
+    validation figure `monitor` names (the negated score for 'val_score'),
+    as Keras's ReduceLROnPlateau with validation_data; training is not
+    stopped by it."""
+    Xt, yt, Xv, yv = digits
+    clf = curve_clf(max_iter=40, n_iter_no_change=10**6, monitor=monitor,
+                    learning_rate=ReduceOnPlateau(factor=0.5, patience=2)).fit(
+        Xt, yt, X_val=Xv, y_val=yv)
+    assert clf.n_iter_ == 40
+    watched = (clf.history_["val_loss"] if monitor == "val_loss"
+               else [-s for s in clf.history_["val_score"]])
+    expected = keras_reduce_lr_on_plateau(0.01, watched, 0.5, 2)
+    assert len(set(expected)) > 1  # the rate was cut: the case is made
+    np.testing.assert_allclose(clf.history_["lr"], expected, rtol=1e-12)
+
+
+def test_plateau_on_the_training_loss_when_not_validating(digits):
+    Xt, yt, _, _ = digits
+    clf = curve_clf(max_iter=40, n_iter_no_change=10**6, monitor="val_loss",
+                    learning_rate=ReduceOnPlateau(factor=0.5, patience=1)).fit(Xt, yt)
+    expected = keras_reduce_lr_on_plateau(0.01, clf.loss_curve_, 0.5, 1)
+    np.testing.assert_allclose(clf.history_["lr"], expected, rtol=1e-12)
+
+
+def test_validation_split_without_stopping(digits):
+    """early_stopping=True with n_iter_no_change=np.inf holds out
+    validation_fraction and watches it, and never stops on it."""
+    Xt, yt, _, _ = digits
+    clf = curve_clf(max_iter=25, early_stopping=True, n_iter_no_change=np.inf,
+                    monitor="val_loss", restore_best_weights=False,
+                    learning_rate=ReduceOnPlateau(factor=0.5, patience=1)).fit(Xt, yt)
+    assert clf.n_iter_ == 25
+    assert clf.t_ < 25 * len(Xt)  # trained on the split's rest only
+    expected = keras_reduce_lr_on_plateau(0.01, clf.history_["val_loss"], 0.5, 1)
+    np.testing.assert_allclose(clf.history_["lr"], expected, rtol=1e-12)
