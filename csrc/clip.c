@@ -30,6 +30,8 @@ FNN_HOT fnn_status FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad,
         break;
     case FNN_CLIP_VALUE:
         for (int t = 0; t < n_tensors; t++) {
+            if (net->frozen_layers > 0 && fnn_tensor_frozen(net, off[t]))
+                continue; /* zero, and never read */
             REAL *g = grad + off[t];
             const REAL lo = (REAL)-c, hi = (REAL)c;
             int64_t n = len[t];
@@ -50,7 +52,8 @@ FNN_HOT fnn_status FN(fnn_clip_gradients)(const fnn_net *net, REAL *grad,
         double norm = sqrt(total);
         if (norm > c)
             for (int t = 0; t < n_tensors; t++)
-                FN(scale_tensor)(grad + off[t], len[t], c / norm, nt);
+                if (net->frozen_layers == 0 || !fnn_tensor_frozen(net, off[t]))
+                    FN(scale_tensor)(grad + off[t], len[t], c / norm, nt);
         break;
     }
     default:

@@ -215,6 +215,15 @@ typedef struct {
     int64_t n_params;
     int64_t n_stats;
 
+    /* Transfer learning (Keras trainable=False): the first frozen_layers
+     * Dense layers (0 <= frozen_layers < n_layers) keep their kernels and
+     * biases, and BN slots 0..frozen_layers (when frozen_layers > 0) their
+     * gamma, beta and moving statistics: no gradient, penalty, clipping,
+     * update or max-norm touches them, the backward pass stops at the lowest
+     * trainable layer, and the frozen BN slots normalize with their moving
+     * statistics during training too (Keras's inference mode). */
+    int32_t frozen_layers;
+
     int32_t n_threads;          /* OpenMP threads for the element-wise kernels (>= 1) */
     /* Training steps choose between n_threads and one thread by measuring
      * themselves (threads.c); NULL: every step runs on n_threads. */
@@ -343,6 +352,19 @@ fnn_status fnn_loss_grad_f64(const fnn_net *net, const fnn_blas *blas, const dou
                              const fnn_data *data, int64_t chunk_rows, int32_t dropout_on,
                              uint64_t seed, double *loss_out, double *objective_out,
                              double *grad);
+/* fnn_loss_grad with the BN moving statistics `stats`, which frozen BN slots
+ * (fnn_net.frozen_layers) normalize with; NULL when none is frozen.  (With
+ * frozen layers, either writes a zero gradient for the frozen tensors.) */
+fnn_status fnn_loss_grad_stats_f32(const fnn_net *net, const fnn_blas *blas,
+                                   const float *params, const float *stats,
+                                   const fnn_data *data, int64_t chunk_rows, int32_t dropout_on,
+                                   uint64_t seed, double *loss_out, double *objective_out,
+                                   float *grad);
+fnn_status fnn_loss_grad_stats_f64(const fnn_net *net, const fnn_blas *blas,
+                                   const double *params, const double *stats,
+                                   const fnn_data *data, int64_t chunk_rows, int32_t dropout_on,
+                                   uint64_t seed, double *loss_out, double *objective_out,
+                                   double *grad);
 
 /*
  * Forward pass in inference mode (BatchNorm with moving statistics) in

@@ -139,6 +139,13 @@ int fnn_list_tensors(const fnn_net *net, int64_t *off, int64_t *len);
 int64_t fnn_bn_width(const fnn_net *net, int s);
 /* 1 when BN slot s is present. */
 int fnn_bn_present(const fnn_net *net, int s);
+/* 1 when BN slot s is frozen (fnn_net.frozen_layers): it normalizes with its
+ * moving statistics in training too, and nothing updates it. */
+int fnn_bn_frozen(const fnn_net *net, int s);
+/* 1 when the tensor (as listed by fnn_list_tensors) at offset `off` of the
+ * parameter vector belongs to a frozen layer: its gradient stays zero and
+ * nothing updates it. */
+int fnn_tensor_frozen(const fnn_net *net, int64_t off);
 
 /* Row-major C (m x n) = alpha * op(A) B + beta * C, op(A) = A^T when
  * trans_a, in the core's kernel `kind` (FNN_SGEMM_AVX512 or _AVX2, no more

@@ -20,10 +20,12 @@ int64_t fnn_reduce_chunks(int n_tensors, const int64_t *len)
 }
 
 /* The penalty strength of tensor t: fnn_list_tensors lists the Dense kernels
- * first (tensor l is W_l); the others are never penalized. */
+ * first (tensor l is W_l); the others, and frozen kernels (constant: their
+ * penalty changes nothing, and Keras leaves it out of the loss), are never
+ * penalized. */
 static double fnn_tensor_alpha(const fnn_net *net, int t)
 {
-    if (t >= net->n_layers)
+    if (t >= net->n_layers || t < net->frozen_layers)
         return 0.0;
     return net->layer_alpha != NULL ? net->layer_alpha[t] : net->alpha;
 }
@@ -108,12 +110,15 @@ static void FN(finish_chunks)(const fnn_net *net, const REAL *params, REAL *grad
         const double alpha = fnn_tensor_alpha(net, t), k = alpha * scale;
         const int penalized = alpha != 0;
         const REAL k1 = (REAL)(k * l1), k2 = (REAL)(k * l2);
+        const int frozen = net->frozen_layers > 0 && fnn_tensor_frozen(net, off[t]);
         for (int64_t i0 = 0; i0 < len[t]; i0 += FNN_REDUCE_CHUNK, q++) {
             const int64_t start = off[t] + i0;
             if (start < r0 || start >= r1)
                 continue;
             double *cs = part + 3 * q;
             cs[0] = cs[1] = cs[2] = 0;
+            if (frozen)
+                continue; /* a zero gradient, never read */
             FN(finish_range)(grad + start, penalized ? params + start : NULL,
                              len[t] - i0 < FNN_REDUCE_CHUNK ? len[t] - i0 : FNN_REDUCE_CHUNK,
                              k1, k2, cs);
@@ -165,10 +170,10 @@ FNN_HOT double FN(fnn_penalty_norms)(const fnn_net *net, const REAL *params, REA
             t_abs += part[3 * q + 1];
             sq[t] += part[3 * q + 2];
         }
-        if (per_layer && fnn_tensor_alpha(net, t) != 0)
+        if ((per_layer || net->frozen_layers > 0) && fnn_tensor_alpha(net, t) != 0)
             value += fnn_tensor_alpha(net, t) * scale * (l1 * t_abs + 0.5 * l2 * t_sq);
     }
-    if (per_layer)
+    if (per_layer || net->frozen_layers > 0)
         return value;
     return net->alpha == 0 ? 0.0 : k * (l1 * sum_abs + 0.5 * l2 * sum_sq);
 }
@@ -177,7 +182,7 @@ FNN_HOT void FN(fnn_apply_max_norm)(const fnn_net *net, REAL *params, int nt)
 {
     if (net->layer_max_norm == NULL && !(net->max_norm > 0))
         return;
-    for (int l = 0; l < net->n_layers; l++) {
+    for (int l = net->frozen_layers; l < net->n_layers; l++) {
         const double r = net->layer_max_norm != NULL ? net->layer_max_norm[l] : net->max_norm;
         if (!(r > 0))
             continue; /* this layer is unconstrained */

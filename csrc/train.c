@@ -25,6 +25,25 @@ int fnn_bn_present(const fnn_net *net, int s)
     return s == 0 ? net->batch_norm_input != 0 : net->batch_norm != FNN_BN_NONE;
 }
 
+/* Slot s follows Dense layer s - 1 (slot 0, the inputs, sits below layer
+ * 0): frozen with the layers below it. */
+int fnn_bn_frozen(const fnn_net *net, int s)
+{
+    return net->frozen_layers > 0 && s <= net->frozen_layers;
+}
+
+int fnn_tensor_frozen(const fnn_net *net, int64_t off)
+{
+    for (int l = 0; l < net->frozen_layers; l++)
+        if (off == net->w_off[l] || off == net->b_off[l])
+            return 1;
+    for (int s = 0; s <= net->frozen_layers && s < net->n_layers; s++)
+        if (fnn_bn_frozen(net, s) && fnn_bn_present(net, s) &&
+            (off == net->bn_off[s] || off == net->bn_off[s] + fnn_bn_width(net, s)))
+            return 1;
+    return 0;
+}
+
 /* Order: every Dense kernel first (tensor l is W_l), then the biases, then
  * BN gamma and beta per slot. */
 int fnn_list_tensors(const fnn_net *net, int64_t *off, int64_t *len)
@@ -104,7 +123,8 @@ static int fnn_check_net(const fnn_net *net)
         net->w_off == NULL || net->b_off == NULL || net->n_threads < 1 ||
         !fnn_code_ok(net->loss, FNN_LOSS_COUNT) || !fnn_code_ok(net->solver, FNN_SOLVER_COUNT) ||
         !fnn_code_ok(net->batch_norm, FNN_BN_COUNT) || !fnn_code_ok(net->clip, FNN_CLIP_COUNT) ||
-        !fnn_code_ok(net->penalty, FNN_PENALTY_COUNT))
+        !fnn_code_ok(net->penalty, FNN_PENALTY_COUNT) || net->frozen_layers < 0 ||
+        net->frozen_layers >= net->n_layers)
         return 0;
     for (int l = 0; l <= net->n_layers; l++)
         if (net->units[l] < 1)
@@ -116,6 +136,16 @@ static int fnn_check_net(const fnn_net *net)
             return 0;
     }
     return 1;
+}
+
+/* 1 when a frozen BN slot is present: training then reads its moving
+ * statistics. */
+static int fnn_frozen_bn_present(const fnn_net *net)
+{
+    for (int s = 0; s <= net->frozen_layers && s < net->n_layers; s++)
+        if (fnn_bn_present(net, s) && fnn_bn_frozen(net, s))
+            return 1;
+    return 0;
 }
 
 /* The data matches the network's input width. */
@@ -240,14 +270,14 @@ static int FN(ws_init)(FN(fnn_ws) *w, fnn_allocs *al, const fnn_net *net, int64_
 }
 
 /* BN slot s on `in` (rows x width) into `out`: batch statistics when
- * training, moving statistics otherwise. */
+ * training a slot that is not frozen, moving statistics otherwise. */
 static void FN(bn_slot_forward)(const fnn_net *net, const REAL *params, const REAL *stats,
                                 FN(fnn_ws) *w, int s, REAL *out, const REAL *in, int64_t rows,
                                 int train, int nt)
 {
     int64_t width = fnn_bn_width(net, s);
     const REAL *gamma = params + net->bn_off[s], *beta = gamma + width;
-    if (train) {
+    if (train && !fnn_bn_frozen(net, s)) {
         FN(fnn_bn_forward_train)(out, w->xhat[s], w->istd[s], w->mean[s], w->var[s], in, gamma,
                                  beta, rows, width, net->bn_epsilon, nt);
     } else {
@@ -307,14 +337,18 @@ static void FN(forward)(const fnn_net *net, const fnn_blas *blas, const REAL *pa
 }
 
 /* Backward pass: w->d1 holds dL/d(output pre-activation) (rows x units[L]);
- * writes (or with `accumulate`, adds) every parameter gradient into grad. */
+ * writes (or with `accumulate`, adds) the gradient of every trainable
+ * parameter into grad.  It stops at the lowest trainable layer: nothing
+ * below a frozen layer needs a gradient, which is what makes fine-tuning
+ * cheap. */
 static void FN(backward)(const fnn_net *net, const fnn_blas *blas, const REAL *params,
                          FN(fnn_ws) *w, REAL *grad, int64_t rows, int accumulate, int nt)
 {
     const int L = net->n_layers;
     const int64_t *u = net->units;
+    const int k = net->frozen_layers;
     REAL *d = w->d1, *dn = w->d2;
-    for (int l = L - 1; l >= 0; l--) {
+    for (int l = L - 1; l >= k; l--) {
         const int64_t n_in = u[l], n_out = u[l + 1];
         if (l < L - 1) { /* d = dL/dh_{l+1}: back through BN-after, activation, BN-before */
             const int s = l + 1;
@@ -331,7 +365,7 @@ static void FN(backward)(const fnn_net *net, const fnn_blas *blas, const REAL *p
                                     rows, n_out, accumulate, nt);
         }
         /* d = dL/dz_l */
-        const int need_dx = l > 0 || fnn_bn_present(net, 0);
+        const int need_dx = l > k || (k == 0 && fnn_bn_present(net, 0));
         REAL *dbias = net->b_off[l] >= 0 ? grad + net->b_off[l] : NULL;
         FN(fnn_dense_backward)(blas, need_dx ? dn : NULL, grad + net->w_off[l], dbias, d, w->x[l],
                                params + net->w_off[l], rows, n_in, n_out, accumulate, nt);
@@ -344,7 +378,7 @@ static void FN(backward)(const fnn_net *net, const fnn_blas *blas, const REAL *p
             dn = t;
         }
     }
-    if (fnn_bn_present(net, 0)) { /* only gamma and beta: inputs need no gradient */
+    if (k == 0 && fnn_bn_present(net, 0)) { /* only gamma and beta: inputs need no gradient */
         const int64_t width = u[0];
         REAL *dgamma = grad + net->bn_off[0];
         FN(fnn_bn_backward)(NULL, dgamma, dgamma + width, d, w->xhat[0], w->istd[0],
@@ -391,7 +425,8 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
 {
     if (!fnn_check_net(net) || !fnn_check_data(net, data) || data->y == NULL ||
         !fnn_check_opt(net, opt) || (order == NULL && n_order > 0) || batch_size < 1 ||
-        (lrs == NULL && n_order > 0) || report == NULL || report->grad_norm_sum == NULL)
+        (lrs == NULL && n_order > 0) || report == NULL || report->grad_norm_sum == NULL ||
+        (stats == NULL && fnn_frozen_bn_present(net)))
         return FNN_ERR_BADARG;
     const int L = net->n_layers;
     const int64_t n_out = net->units[L];
@@ -442,7 +477,7 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
         for (int l = 0; l < L; l++) report->grad_norm_sum[l] += sqrt(w.sq[l]);
         FN(fnn_clip_gradients)(net, w.grad, w.sq, w.n_tensors, w.toff, w.tlen, nt);
         for (int b = 0; b < L; b++)
-            if (fnn_bn_present(net, b) && stats != NULL) {
+            if (fnn_bn_present(net, b) && !fnn_bn_frozen(net, b) && stats != NULL) {
                 REAL *mm = stats + net->stat_off[b];
                 FN(fnn_bn_update_moving)(mm, mm + fnn_bn_width(net, b), w.mean[b], w.var[b],
                                          fnn_bn_width(net, b), net->bn_momentum);
@@ -463,8 +498,17 @@ fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REA
                              uint64_t seed, double *loss_out, double *objective_out,
                              REAL *grad)
 {
+    return FN(fnn_loss_grad_stats)(net, blas, params, NULL, data, chunk_rows, dropout_on, seed,
+                                   loss_out, objective_out, grad);
+}
+
+fnn_status FN(fnn_loss_grad_stats)(const fnn_net *net, const fnn_blas *blas,
+                                   const REAL *params, const REAL *stats, const fnn_data *data,
+                                   int64_t chunk_rows, int32_t dropout_on, uint64_t seed,
+                                   double *loss_out, double *objective_out, REAL *grad)
+{
     if (!fnn_check_net(net) || !fnn_check_data(net, data) || data->y == NULL || grad == NULL ||
-        data->n_rows < 1)
+        data->n_rows < 1 || (stats == NULL && fnn_frozen_bn_present(net)))
         return FNN_ERR_BADARG;
     const int L = net->n_layers, nt = net->n_threads;
     const int64_t n = data->n_rows, n_out = net->units[L];
@@ -478,6 +522,10 @@ fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REA
         fnn_free_all(&al);
         return FNN_ERR_NOMEM;
     }
+    /* The backward pass writes only the trainable tensors' gradient. */
+    for (int t = 0; t < w.n_tensors; t++)
+        if (fnn_tensor_frozen(net, w.toff[t]))
+            memset(grad + w.toff[t], 0, (size_t)w.tlen[t] * sizeof(REAL));
     double sw_total = (double)n;
     if (data->sample_weight != NULL) {
         const REAL *sw = (const REAL *)data->sample_weight;
@@ -490,7 +538,7 @@ fnn_status FN(fnn_loss_grad)(const fnn_net *net, const fnn_blas *blas, const REA
         const int64_t rows = start + chunk <= n ? chunk : n - start;
         for (int64_t i = 0; i < rows; i++) w.idx[i] = start + i;
         FN(gather_batch)(net, &w, data, w.idx, rows, nt);
-        FN(forward)(net, blas, params, NULL, &w, rows, 1, dropout_on, seed, 0, start, nt);
+        FN(forward)(net, blas, params, stats, &w, rows, 1, dropout_on, seed, 0, start, nt);
         lsum += FN(fnn_loss_sum)(net->loss, w.h[L], w.ybuf, sw, rows, n_out, w.rowbuf, nt);
         FN(fnn_output_delta)(w.d1, w.h[L], w.ybuf, sw, 1.0 / sw_total, rows, n_out, nt);
         FN(backward)(net, blas, params, &w, grad, rows, start > 0, nt);

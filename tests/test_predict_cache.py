@@ -49,6 +49,26 @@ def test_cached_network_follows_assigned_and_edited_arrays(reg):
     assert _INFERENCE_CACHE[est] is not first
 
 
+def test_cached_network_follows_strided_and_retyped_arrays(reg):
+    """The cache compares bytes of C-contiguous arrays; a strided (Fortran
+    or sliced) array the user assigns is compared by value, and one of
+    another dtype is seen (and refused by the rebuild's check)."""
+    est, X = reg
+    est.predict(X[:1])
+    first = _INFERENCE_CACHE[est]
+    est.coefs_[0] = np.asfortranarray(est.coefs_[0])  # same values, other layout
+    est.predict(X[:1])
+    assert _INFERENCE_CACHE[est] is first
+    wide = np.zeros((est.coefs_[1].shape[0], 2 * est.coefs_[1].shape[1]))
+    wide[:, ::2] = est.coefs_[1] * 0.5
+    est.coefs_[1] = wide[:, ::2]  # strided, new values
+    np.testing.assert_allclose(est.predict(X), _reference(est, X), rtol=1e-10)
+    assert _INFERENCE_CACHE[est] is not first
+    est.intercepts_[0] = est.intercepts_[0].astype(np.float32)  # same values, other dtype
+    with pytest.raises(ValueError, match="intercepts_"):  # seen, and named by the rebuild
+        est.predict(X[:1])
+
+
 def test_cached_network_follows_settings(reg):
     est, X = reg
     before = est.predict(X)

@@ -13,6 +13,7 @@ from . import presets
 from .lr_finder import find_learning_rate
 from ._progress import GradientWarning
 from .plot import plot_history
+from .transfer import reuse_layers
 
 __version__ = "0.1.0"
 
@@ -29,4 +30,4 @@ SKOPS_TRUSTED_TYPES = [
 
 __all__ = ["MLPClassifier", "MLPRegressor", "DivergenceError", "GradientWarning", "plot_history",
            "find_learning_rate", "initializers", "presets", "schedules", "SKOPS_TRUSTED_TYPES",
-           "DOCS_URL", "__version__"]
+           "DOCS_URL", "reuse_layers", "__version__"]

@@ -30,6 +30,7 @@ from ._network import SLOT_MOMENT_M, SLOT_MOMENT_V, Layout, staggered_empty
 from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
                         epoch_line)
 from .schedules import SCHEDULE_NAMES, make_schedule
+from .transfer import copy_initial_layers
 
 HIDDEN_ACTIVATIONS = _core.HIDDEN_ACTIVATIONS
 STOCHASTIC_SOLVERS = tuple(_core.SOLVERS)  # every solver of the C core; lbfgs is scipy's
@@ -56,16 +57,13 @@ class _InferenceNetwork:
 
     def __init__(self, key, arrays, net, params):
         self.key, self.net, self.params = key, net, params
-        self.arrays = [a.copy() for a in arrays]
+        self.arrays = [np.ascontiguousarray(a).copy() for a in arrays]
         self.empty_stats = np.empty(0, dtype=params.dtype)
 
     def built_from(self, key, arrays):
         """True when key and every array (shape, dtype, values) are the same:
         an array a user assigned, or edited in place, is seen."""
-        return key == self.key and len(arrays) == len(self.arrays) and all(
-            isinstance(a, np.ndarray) and a.shape == c.shape and a.dtype == c.dtype
-            and np.array_equal(a, c)
-            for a, c in zip(arrays, self.arrays))
+        return key == self.key and _core.same_arrays(arrays, self.arrays)
 
 
 def _check_fitted(est):
@@ -167,6 +165,8 @@ def _checked_sample_weight(sample_weight, X, name):
 
 
 def _check_mc_samples(mc_samples):
+    if type(mc_samples) is int and mc_samples >= 0:  # the common case, without ABC checks
+        return mc_samples
     if isinstance(mc_samples, (bool, np.bool_)) or not isinstance(mc_samples, Integral) \
             or mc_samples < 0:
         raise ValueError(f"mc_samples must be a non-negative integer, got {mc_samples!r}.")
@@ -227,6 +227,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
                   Options(type, {np.float32, np.float64})],
         "negative_slope": [Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "frozen_layers": [Interval(Integral, 0, None, closed="left")],
+        "initial_layers": [None, dict, HasMethods(["predict"])],
         "monitor": [StrOptions({"val_score", "val_loss"})],
     }
 
@@ -238,7 +240,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
                  kernel_initializer, batch_norm, batch_norm_input, batch_norm_momentum,
                  batch_norm_epsilon, clipvalue, clipnorm, global_clipnorm, penalty, l1_ratio,
                  dropout, dropout_kind, max_norm, restore_best_weights, dtype,
-                 negative_slope, weight_decay, monitor):
+                 negative_slope, weight_decay, frozen_layers, initial_layers, monitor):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -282,6 +284,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.dtype = dtype
         self.negative_slope = negative_slope
         self.weight_decay = weight_decay
+        self.frozen_layers = frozen_layers
+        self.initial_layers = initial_layers
         self.monitor = monitor
 
     # ------------------------------------------------------------------
@@ -350,6 +354,14 @@ class BaseMultilayerPerceptron(BaseEstimator):
                                  f"or None, got {values}.")
         return 0.0, [0.0 if v is None else float(v) for v in values]
 
+    def _frozen_layers(self, n_layers):
+        k = self.frozen_layers
+        if k >= n_layers:
+            raise ValueError(f"frozen_layers={k} must be smaller than the number of Dense "
+                             f"layers (len(hidden_layer_sizes) + 1 = {n_layers}): the output "
+                             "layer is always trained.")
+        return int(k)
+
     def _alpha_dropout(self, hidden_acts):
         if self.dropout_kind == "auto":
             return len(hidden_acts) > 0 and all(a == "selu" for a in hidden_acts)
@@ -404,6 +416,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             epsilon=float(self.epsilon),
             rho=float(self.rho),
             weight_decay=float(self.weight_decay),
+            frozen_layers=self._frozen_layers(L),
             n_threads=n_threads(),
             adaptive_threads=adaptive_threads(),
         )
@@ -428,6 +441,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self.out_activation_ = self._output_activation()
         self._initialize_weights(layer_units, dtype, hidden_acts)
         self._initialize_batch_norm(layer_units, dtype)
+        if self.initial_layers is not None:
+            copy_initial_layers(self, self.initial_layers, layer_units, hidden_acts)
         self._initialize_history()
         if self.solver != "lbfgs":
             self.loss_curve_ = []
@@ -729,6 +744,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
         self._dropout_rates(len(hidden) + 1)
         self._per_layer("alpha", len(hidden) + 1)
         self._per_layer("max_norm", len(hidden) + 1)
+        self._frozen_layers(len(hidden) + 1)
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
@@ -819,13 +835,17 @@ class BaseMultilayerPerceptron(BaseEstimator):
     def _fit_lbfgs(self, net, layout, params, stats, X, y, sample_weight):
         grad = np.empty_like(params)
         start = params.copy()
+        # L-BFGS-B sees only the trainable parameters (frozen_layers).
+        trained = slice(None) if not self.frozen_layers else \
+            layout.trainable(self.frozen_layers)
 
         def fun(x):
-            params[...] = x
+            params[trained] = x
             _, objective = _core.loss_grad(net, params, X, y, sample_weight, grad)
-            if not (np.isfinite(objective) and np.isfinite(grad).all()):
+            g = grad[trained]
+            if not (np.isfinite(objective) and np.isfinite(g).all()):
                 return np.inf, np.zeros_like(x)  # the line search backs off
-            return objective, grad.astype(np.float64)
+            return objective, g.astype(np.float64)
 
         iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
         t0 = time.perf_counter()
@@ -833,7 +853,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             # scipy >= 1.15 deprecates iprint; its value still matches sklearn's.
             warnings.simplefilter("ignore", DeprecationWarning)
             res = scipy.optimize.minimize(
-                fun, params.astype(np.float64), method="L-BFGS-B", jac=True,
+                fun, params[trained].astype(np.float64), method="L-BFGS-B", jac=True,
                 options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
                          "iprint": iprint})
         self.n_iter_ = int(res.nit)
@@ -848,7 +868,7 @@ class BaseMultilayerPerceptron(BaseEstimator):
             warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) "
                           f"(status={res.status}): {res.message}. Increase the number of "
                           "iterations (max_iter) or scale the data.", ConvergenceWarning)
-        params[...] = res.x
+        params[trained] = res.x
         self.loss_, _ = _core.loss_grad(net, params, X, y, sample_weight, grad)
         self._unpack(layout, params, stats)
         self.history_["loss"].append(self.loss_)
@@ -1057,7 +1077,8 @@ class BaseMultilayerPerceptron(BaseEstimator):
         h["loss"].append(self.loss_)
         h["lr"].append(float(lrs[-1]) if len(lrs) else float(self.learning_rate_init))
         h["grad_norm"].append(list(run.grad_norm_sum / max(n_steps, 1)))
-        run.monitor_grads.check(self._epoch, h["grad_norm"][-1], run.layout.n_layers)
+        run.monitor_grads.check(self._epoch, h["grad_norm"][-1], run.layout.n_layers,
+                                self.frozen_layers)
         if run.val is None:
             self._update_no_improvement_count(run, None, None)
             return self.loss_

@@ -123,6 +123,7 @@ cdef extern from "fastnn.h":
         const int64_t *stat_off
         int64_t n_params
         int64_t n_stats
+        int32_t frozen_layers
         int32_t n_threads
         fnn_thread_policy *thread_policy
 
@@ -170,12 +171,12 @@ cdef extern from "fastnn.h":
                                    fnn_optstate *, const fnn_data *, const int64_t *, int64_t,
                                    int64_t, const double *, uint64_t,
                                    fnn_epoch_report *) nogil
-    fnn_status fnn_loss_grad_f32(const fnn_net *, const fnn_blas *, const float *,
-                                 const fnn_data *, int64_t, int32_t, uint64_t, double *,
-                                 double *, float *) nogil
-    fnn_status fnn_loss_grad_f64(const fnn_net *, const fnn_blas *, const double *,
-                                 const fnn_data *, int64_t, int32_t, uint64_t, double *,
-                                 double *, double *) nogil
+    fnn_status fnn_loss_grad_stats_f32(const fnn_net *, const fnn_blas *, const float *,
+                                       const float *, const fnn_data *, int64_t, int32_t,
+                                       uint64_t, double *, double *, float *) nogil
+    fnn_status fnn_loss_grad_stats_f64(const fnn_net *, const fnn_blas *, const double *,
+                                       const double *, const fnn_data *, int64_t, int32_t,
+                                       uint64_t, double *, double *, double *) nogil
     fnn_status fnn_predict_f32(const fnn_net *, const fnn_blas *, const float *, const float *,
                                const fnn_data *, int64_t, int32_t, uint64_t, float *,
                                int32_t *) nogil
@@ -391,7 +392,7 @@ cdef class Network:
                  alpha_dropout=False, penalty=0, alpha=0.0, l1_ratio=0.15, max_norm=0.0,
                  layer_alpha=None, layer_max_norm=None, clip=0, clip_value=0.0, solver=1, momentum=0.9, nesterov=True,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, rho=0.9, weight_decay=0.0,
-                 n_threads=1, adaptive_threads=True):
+                 n_threads=1, adaptive_threads=True, frozen_layers=0):
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError("dtype must be float32 or float64")
@@ -463,6 +464,9 @@ cdef class Network:
         self.net.stat_off = <const int64_t *>data_ptr(so)
         self.net.n_params = n_params
         self.net.n_stats = n_stats
+        if not 0 <= frozen_layers < L:
+            raise ValueError("frozen_layers must lie in [0, n_layers)")
+        self.net.frozen_layers = frozen_layers
         self.n_threads = n_threads
         # Training steps pick between n_threads and one thread by timing
         # themselves (csrc/threads.c); the choice lasts as long as this object.
@@ -637,9 +641,11 @@ def train_epoch(Network net, params, stats, opt_m, opt_v, opt_scalars, X, y, sam
 
 
 def loss_grad(Network net, params, X, y, sample_weight, grad, *, chunk_rows=None,
-              bint dropout_on=False, uint64_t seed=0):
+              bint dropout_on=False, uint64_t seed=0, stats=None):
     """Full-batch (loss, objective) with the objective's gradient written to grad.
-    chunk_rows: rows per pass (None: 4096, fewer on wide input, see SCRATCH_BYTES)."""
+    chunk_rows: rows per pass (None: 4096, fewer on wide input, see SCRATCH_BYTES).
+    stats: the BN moving statistics, needed when a frozen layer has BatchNorm
+    (it normalizes with them); frozen parameters get a zero gradient."""
     dtype = net.dtype
     cdef fnn_data d
     keep = fill_data(&d, net, X, y, sample_weight, True)
@@ -654,14 +660,21 @@ def loss_grad(Network net, params, X, y, sample_weight, grad, *, chunk_rows=None
     cdef int32_t drop = dropout_on
     cdef void *pp = data_ptr(p)
     cdef void *gp = data_ptr(g)
+    cdef cnp.ndarray st = None
+    cdef void *stp = NULL
+    if stats is not None:
+        st = vec(stats, dtype, net.net.n_stats, "stats")
+        stp = data_ptr(st)
     if dtype == np.float32:
         with nogil:
-            status = fnn_loss_grad_f32(&net.net, &blas, <const float *>pp, &d, chunk, drop, seed,
-                                       &loss, &objective, <float *>gp)
+            status = fnn_loss_grad_stats_f32(&net.net, &blas, <const float *>pp,
+                                             <const float *>stp, &d, chunk, drop, seed,
+                                             &loss, &objective, <float *>gp)
     else:
         with nogil:
-            status = fnn_loss_grad_f64(&net.net, &blas, <const double *>pp, &d, chunk, drop,
-                                       seed, &loss, &objective, <double *>gp)
+            status = fnn_loss_grad_stats_f64(&net.net, &blas, <const double *>pp,
+                                             <const double *>stp, &d, chunk, drop, seed,
+                                             &loss, &objective, <double *>gp)
     check_status(status)
     return loss, objective
 
@@ -697,3 +710,27 @@ def predict(Network net, params, stats, X, *, chunk_rows=None,
                                      &d, chunk, drop, seed, <double *>outp, &nonfinite)
     check_status(status)
     return (out, nonfinite != 0) if return_nonfinite else out
+
+
+from libc.string cimport memcmp
+
+
+def same_arrays(arrays, copies):
+    """True when arrays[i] and copies[i] have the same shape, dtype and bytes
+    for every i (copies: C-contiguous). A memcmp, without numpy's temporary
+    boolean arrays: the check the cached inference network makes on every
+    prediction, so a user's assigned or edited weights are seen."""
+    if len(arrays) != len(copies):
+        return False
+    cdef cnp.ndarray a, c
+    for x, y in zip(arrays, copies):
+        # shapes compared as Python tuples (a typed ndarray's .shape is a pointer)
+        if type(x) is not np.ndarray or x.dtype != y.dtype or x.shape != y.shape:
+            return False
+        a, c = x, y
+        if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+            if not np.array_equal(a, c):
+                return False
+        elif memcmp(cnp.PyArray_DATA(a), cnp.PyArray_DATA(c), cnp.PyArray_NBYTES(c)) != 0:
+            return False
+    return True

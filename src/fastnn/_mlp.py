@@ -235,6 +235,39 @@ default='adam'
         (not the moving statistics). Ignored by the other solvers; the
         ``alpha`` penalty still applies on top.
 
+    frozen_layers : int, default=0
+        Number of leading Dense layers that training leaves unchanged, as
+        Keras's ``layer.trainable = False`` (transfer learning, "Reusing
+        Pretrained Layers" of the chapter): their kernels and biases, and the
+        BatchNorm of those layers (and the input BatchNorm), keep their values
+        bit for bit, and their optimizer state is not updated. A frozen
+        BatchNorm runs in inference mode during training too (it normalizes
+        with its moving mean and variance and does not update them), as Keras
+        does for a non-trainable BatchNormalization. The backward pass stops
+        at the lowest trainable layer, so a step costs less. Must be smaller
+        than the number of Dense layers (``len(hidden_layer_sizes) + 1``):
+        the output layer is always trained. The penalty (``alpha``) and
+        ``max_norm`` skip frozen kernels, and ``loss_`` leaves their penalty
+        out (a constant; Keras's loss counts only trainable weights'
+        regularization). Works with every solver (lbfgs optimizes the
+        trainable parameters only), ``partial_fit`` and ``warm_start``:
+        unfreeze with ``set_params(frozen_layers=0, learning_rate_init=...)``
+        and fit again with ``warm_start=True``.
+
+    initial_layers : dict, estimator or None, default=None
+        Start a fresh fit from another model's lower layers: the value of
+        :func:`fastnn.reuse_layers` (plain arrays: the first hidden layers'
+        kernels, biases, activations and BatchNorm arrays), or a fitted
+        fastnn or scikit-learn MLP wrapped in
+        ``sklearn.frozen.FrozenEstimator`` (all its hidden layers are reused;
+        ``clone`` and ``GridSearchCV`` keep it fitted, while a bare fitted
+        estimator would be cloned unfitted). The first hidden layers of this
+        model must have the source's sizes, activations and BatchNorm
+        placement and X its number of features; the other layers, including
+        the output layer, are initialized as usual. Used only when a fit
+        starts from scratch (not by ``warm_start`` or ``partial_fit``
+        continuing a fitted model).
+
     monitor : {'val_score', 'val_loss'}, default='val_score'
         What early stopping, ``restore_best_weights`` and the plateau
         schedule (``learning_rate='plateau'`` or ``ReduceOnPlateau``) watch
@@ -354,7 +387,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
                  restore_best_weights=True, dtype=None, class_weight=None,
-                 negative_slope=0.01, weight_decay=0.004, monitor="val_score"):
+                 negative_slope=0.01, weight_decay=0.004, frozen_layers=0,
+                 initial_layers=None, monitor="val_score"):
         self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
@@ -372,7 +406,9 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
             restore_best_weights=restore_best_weights, dtype=dtype,
-            negative_slope=negative_slope, weight_decay=weight_decay, monitor=monitor)
+            negative_slope=negative_slope, weight_decay=weight_decay,
+            frozen_layers=frozen_layers, initial_layers=initial_layers,
+            monitor=monitor)
 
     _score_function = staticmethod(accuracy_score)
 
@@ -597,7 +633,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
                  restore_best_weights=True, dtype=None, negative_slope=0.01,
-                 weight_decay=0.004, monitor="val_score"):
+                 weight_decay=0.004, frozen_layers=0, initial_layers=None, monitor="val_score"):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -614,7 +650,9 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             global_clipnorm=global_clipnorm, penalty=penalty, l1_ratio=l1_ratio,
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
             restore_best_weights=restore_best_weights, dtype=dtype,
-            negative_slope=negative_slope, weight_decay=weight_decay, monitor=monitor)
+            negative_slope=negative_slope, weight_decay=weight_decay,
+            frozen_layers=frozen_layers, initial_layers=initial_layers,
+            monitor=monitor)
 
     _score_function = staticmethod(r2_score)
 

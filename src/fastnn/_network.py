@@ -101,6 +101,20 @@ class Layout:
             n_stats=self.n_stats, batch_norm=_core.BATCH_NORM[self.batch_norm],
             batch_norm_input=self.batch_norm_input, **config)
 
+    def trainable(self, frozen_layers):
+        """Boolean mask of the parameters training changes: all but the
+        kernels and biases of the first frozen_layers Dense layers and BN
+        slots 0..frozen_layers (fnn_net.frozen_layers)."""
+        mask = np.ones(self.n_params, dtype=bool)
+        for l in range(frozen_layers):
+            mask[self.w_off[l]:self.w_off[l] + self.units[l] * self.units[l + 1]] = False
+            if self.b_off[l] >= 0:
+                mask[self.b_off[l]:self.b_off[l] + self.units[l + 1]] = False
+        for s in range(frozen_layers + 1 if frozen_layers else 0):
+            if self.has_bn(s):
+                mask[self.bn_off[s]:self.bn_off[s] + 2 * self.units[s]] = False
+        return mask
+
     # -- views between flat vectors and per-tensor arrays ------------------
     def kernel(self, params, l):
         size = self.units[l] * self.units[l + 1]

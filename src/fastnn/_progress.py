@@ -85,7 +85,7 @@ class GradientMonitor:
     def __init__(self):
         self.warned = set()
 
-    def check(self, epoch, norms, n_layers):
+    def check(self, epoch, norms, n_layers, frozen_layers=0):
         # Plain floats, not numpy: this runs once per epoch, and on tiny
         # networks an epoch takes a few hundred microseconds.
         norms = [float(x) for x in norms]
@@ -93,6 +93,8 @@ class GradientMonitor:
             return
         names = [f"hidden layer {i + 1}" if i < n_layers - 1 else "the output layer"
                  for i in range(n_layers)]
+        # Frozen layers get no gradient at all: nothing vanished there.
+        norms, names = norms[frozen_layers:], names[frozen_layers:]
         top = max(norms)
         if "exploding" not in self.warned and top > EXPLODING_NORM:
             i = norms.index(top)

@@ -14,7 +14,6 @@ share it and the user's BLAS setting comes back when the last one leaves.
 
 import os
 import threading
-from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
@@ -46,27 +45,31 @@ def adaptive_threads():
     return value == "adaptive"
 
 
-@contextmanager
-def blas_single_threaded():
-    """Hold the BLAS the core calls at one thread for the duration.
+class blas_single_threaded:
+    """Hold the BLAS the core calls at one thread for the duration (a
+    context manager; a class rather than a generator: it wraps every
+    one-row prediction).
 
     The library behind scipy's sgemm is held through its own controls (found
     by the core next to that sgemm); when they are unknown, every loaded BLAS
     is held through threadpoolctl instead."""
-    global _holders, _limiter, _controller, _saved
-    with _lock:
-        if _holders == 0:
-            _saved = _core.blas_get_threads()
-            if _saved is not None:
-                _core.blas_set_threads(1)
-            else:
-                if _controller is None:  # created after _core loaded scipy's BLAS
-                    _controller = ThreadpoolController()
-                _limiter = _controller.limit(limits=1, user_api="blas")
-        _holders += 1
-    try:
-        yield
-    finally:
+
+    def __enter__(self):
+        global _holders, _limiter, _controller, _saved
+        with _lock:
+            if _holders == 0:
+                _saved = _core.blas_get_threads()
+                if _saved is not None:
+                    _core.blas_set_threads(1)
+                else:
+                    if _controller is None:  # created after _core loaded scipy's BLAS
+                        _controller = ThreadpoolController()
+                    _limiter = _controller.limit(limits=1, user_api="blas")
+            _holders += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _holders, _limiter
         with _lock:
             _holders -= 1
             if _holders == 0:
@@ -75,3 +78,4 @@ def blas_single_threaded():
                 else:
                     _limiter.restore_original_limits()
                     _limiter = None
+        return False

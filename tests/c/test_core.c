@@ -1319,6 +1319,77 @@ static void t_bn_stats(int bn, int f32)
     ds_free(&D);
 }
 
+/* frozen_layers = 1: Dense 0 and BN slots 0, 1 keep their values and
+ * statistics bit for bit under every solver (with penalty, max-norm and
+ * clipping on), the rest trains; frozen BN needs the statistics. */
+static void t_frozen(int bn, int f32)
+{
+    const int64_t u[] = {3, 5, 4, 2};
+    dataset D;
+    ds_init(&D, f32, 24, 3, 2, FNN_LOSS_SQUARED, 90);
+    for (int solver = 0; solver < FNN_SOLVER_COUNT; solver++) {
+        model M;
+        model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, bn, 1, 90);
+        model_set_solver(&M, solver);
+        M.net.frozen_layers = 1;
+        M.net.alpha = 0.1;
+        M.net.max_norm = 0.5;
+        M.net.clip = FNN_CLIP_VALUE;
+        M.net.clip_value = 0.01;
+        model P;
+        model_clone(&P, &M);
+        fnn_status st = train_epochs(&M, &D.data, 2, 5, 0.01, 1);
+        CHECK(st == FNN_OK, "%s: status %d", fnn_solver_table[solver].name, st);
+        const int64_t w0 = u[0] * u[1];
+        CHECK(vsame(f32, (char *)M.params + M.w_off[0] * esz(f32),
+                    (char *)P.params + P.w_off[0] * esz(f32), w0) &&
+                  !vsame(f32, (char *)M.params + M.w_off[1] * esz(f32),
+                         (char *)P.params + P.w_off[1] * esz(f32), u[1] * u[2]),
+              "%s: frozen kernel changed or trainable one did not", fnn_solver_table[solver].name);
+        if (M.b_off[0] >= 0)
+            CHECK(vsame(f32, (char *)M.params + M.b_off[0] * esz(f32),
+                        (char *)P.params + P.b_off[0] * esz(f32), u[1]),
+                  "%s: frozen bias changed", fnn_solver_table[solver].name);
+        for (int s = 0; s < 3; s++) {
+            const int frozen = s <= 1;
+            const int64_t w = 2 * u[s];
+            int same_p = vsame(f32, (char *)M.params + M.bn_off[s] * esz(f32),
+                               (char *)P.params + P.bn_off[s] * esz(f32), w);
+            int same_s = vsame(f32, (char *)M.stats + M.stat_off[s] * esz(f32),
+                               (char *)P.stats + P.stat_off[s] * esz(f32), w);
+            CHECK(frozen ? same_p && same_s : !same_p && !same_s,
+                  "%s: BN slot %d (frozen %d): gamma/beta same %d, statistics same %d",
+                  fnn_solver_table[solver].name, s, frozen, same_p, same_s);
+        }
+        model_free(&M);
+        model_free(&P);
+    }
+    model M;
+    model_init(&M, f32, 3, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, bn, 1, 91);
+    M.net.frozen_layers = 1;
+    void *g = xcalloc(M.net.n_params, esz(f32));
+    double loss, obj;
+    fnn_status st = f32 ? fnn_loss_grad_stats_f32(&M.net, NULL, M.params, NULL, &D.data, 0, 0, 0,
+                                                  &loss, &obj, g)
+                        : fnn_loss_grad_stats_f64(&M.net, NULL, M.params, NULL, &D.data, 0, 0, 0,
+                                                  &loss, &obj, g);
+    CHECK(st == FNN_ERR_BADARG, "frozen BN without statistics: %d", st);
+    st = f32 ? fnn_loss_grad_stats_f32(&M.net, NULL, M.params, M.stats, &D.data, 0, 0, 0, &loss,
+                                       &obj, g)
+             : fnn_loss_grad_stats_f64(&M.net, NULL, M.params, M.stats, &D.data, 0, 0, 0, &loss,
+                                       &obj, g);
+    CHECK(st == FNN_OK && vmaxabs(f32, g, u[0] * u[1]) == 0 &&
+              vmaxabs(f32, (char *)g + M.w_off[1] * esz(f32), u[1] * u[2]) > 0,
+          "loss_grad_stats: status %d, frozen kernel gradient not zero or trainable one zero",
+          st);
+    M.net.frozen_layers = 3;
+    st = api_loss_grad(f32, &M.net, NULL, M.params, &D.data, 0, 0, 0, &loss, &obj, g);
+    CHECK(st == FNN_ERR_BADARG, "frozen_layers = n_layers: %d", st);
+    free(g);
+    model_free(&M);
+    ds_free(&D);
+}
+
 /* BN in training: learns, including batches of one row (zero variance). */
 static void t_bn_learn(int bn, int f32)
 {
@@ -2379,6 +2450,9 @@ int main(void)
             chk_end();
             chk_begin("bn_learns[%s+input,%s]", b == 1 ? "before" : "after", dt(f32));
             t_bn_learn(b, f32);
+            chk_end();
+            chk_begin("frozen_layers[%s+input,%s]", b == 1 ? "before" : "after", dt(f32));
+            t_frozen(b, f32);
             chk_end();
         }
         for (int a = 0; a < 2; a++) {
