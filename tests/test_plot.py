@@ -351,3 +351,22 @@ def test_fitted_models_legends_cover_no_curve(clf_es, clf, digits):
                        random_state=0).fit(X, y / y.std())
     for est in (clf_es, clf, reg):
         assert _covered_curves(plot_history(est)) == []
+
+
+def test_best_epoch_by_validation_loss_is_the_restored_one(digits):
+    """monitor='val_loss': the marked epoch is the one early stopping kept
+    (a fit of that many epochs gives the same weights)."""
+    X, y = digits
+    kw = dict(monitor="val_loss", n_iter_no_change=2, tol=0.02, solver="sgd",
+              learning_rate_init=0.05, max_iter=30)
+    est = MLPClassifier(hidden_layer_sizes=HIDDEN, random_state=0, early_stopping=True, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X[:400], y[:400], X_val=X[400:], y_val=y[400:])
+    line = _best_line(plot_history(est).axes[0])
+    best = int(line.get_xdata()[0])
+    assert line.get_label() == f"best epoch ({best}, validation loss): weights restored"
+    assert best < est.n_iter_ < 30
+    kept = _fit(X[:400], y[:400], **{**kw, "max_iter": best})
+    for a, b in zip(est.coefs_, kept.coefs_):
+        np.testing.assert_array_equal(a, b)

@@ -20,8 +20,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
-from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, check_is_fitted,
-                                      validate_data)
+from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, check_array,
+                                      check_is_fitted, validate_data)
 
 from . import _core
 from ._callbacks import CALLBACK_STATE, CallbackSupportMixin, FitCallbacks
@@ -155,6 +155,19 @@ def _check_range(X, dtype, name):
                          "the data, or fit with dtype='float64'.")
 
 
+def _checked_sample_weight(sample_weight, X, name):
+    """scikit-learn's check of sample weights for X, and a positive, finite
+    sum in X's float type (losses and scores divide by it)."""
+    if sample_weight is None:
+        return None
+    sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
+    total = float(np.sum(sample_weight, dtype=np.float64))
+    if not (np.isfinite(total) and total > np.finfo(X.dtype).tiny):
+        raise ValueError(f"{name} must have a positive, finite sum representable in "
+                         f"{X.dtype} (got {total}).")
+    return sample_weight
+
+
 def _check_mc_samples(mc_samples):
     if type(mc_samples) is int and mc_samples >= 0:  # the common case, without ABC checks
         return mc_samples
@@ -220,6 +233,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "frozen_layers": [Interval(Integral, 0, None, closed="left")],
         "initial_layers": [None, dict, HasMethods(["predict"])],
+        "monitor": [StrOptions({"val_score", "val_loss"})],
     }
 
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
@@ -230,7 +244,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                  kernel_initializer, batch_norm, batch_norm_input, batch_norm_momentum,
                  batch_norm_epsilon, clipvalue, clipnorm, global_clipnorm, penalty, l1_ratio,
                  dropout, dropout_kind, max_norm, restore_best_weights, dtype,
-                 negative_slope, weight_decay, frozen_layers, initial_layers):
+                 negative_slope, weight_decay, frozen_layers, initial_layers, monitor):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -276,6 +290,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.frozen_layers = frozen_layers
         self.initial_layers = initial_layers
+        self.monitor = monitor
 
     # ------------------------------------------------------------------
     # hyper-parameters resolved for one fit
@@ -574,9 +589,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     # ------------------------------------------------------------------
     # fitting
     # ------------------------------------------------------------------
-    def _fit(self, X, y, sample_weight=None, incremental=False, setup=None):
+    def _fit(self, X, y, sample_weight=None, incremental=False, setup=None, X_val=None,
+             y_val=None, sample_weight_val=None):
         """fit and partial_fit, all or nothing (README, "When a call fails");
-        setup: the caller's own first changes to the estimator, made inside.
+        setup: the caller's own first changes to the estimator, made inside;
+        X_val, y_val, sample_weight_val: fit's own validation data.
 
         The call trains on its own writeable copies of the fitted state (the
         originals may be read-only: a joblib mmap_mode='r' load, out-of-band
@@ -592,7 +609,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             if setup is not None:
                 setup()
             self._fit_callbacks = callbacks  # for the epoch and lbfgs loops
-            self._fit_once(X, y, sample_weight, incremental)
+            self._fit_once(X, y, sample_weight, incremental, X_val, y_val, sample_weight_val)
             callbacks.end_fit()
             return self
         except DivergenceError:
@@ -729,7 +746,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     raise ValueError(f"Corrupted fitted state: {name}[{i}] holds negative "
                                      "variances.")
 
-    def _fit_once(self, X, y, sample_weight=None, incremental=False):
+    def _fit_once(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None,
+                  sample_weight_val=None):
+        validating_on_given_data = self._check_validation_arguments(X_val, y_val,
+                                                                    sample_weight_val)
         hidden = self._hidden_sizes()
         hidden_acts = self._hidden_activations(len(hidden))
         self._dropout_rates(len(hidden) + 1)
@@ -746,14 +766,20 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             # (_complete_state), then checked.
             self._check_fitted_state(training=True)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
-        if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X, dtype=X.dtype)
-            total = float(np.sum(sample_weight, dtype=np.float64))
-            if not (np.isfinite(total) and total > np.finfo(X.dtype).tiny):
-                raise ValueError(f"sample_weight must have a positive, finite sum "
-                                 f"representable in {X.dtype} (got {total}).")
+        sample_weight = _checked_sample_weight(sample_weight, X, "sample_weight")
         if y.ndim == 1:
             y = y.reshape((-1, 1))
+        validation = None
+        if validating_on_given_data:
+            # After X and y: X_val is held to X's features, y_val to y's classes.
+            X_val, y_val = self._validate_val_input(X_val, y_val)
+            if y_val.ndim == 1:
+                y_val = y_val.reshape((-1, 1))
+            if y_val.shape[1] != y.shape[1]:
+                raise ValueError(f"y_val has {y_val.shape[1]} output(s) but y has "
+                                 f"{y.shape[1]}.")
+            validation = (X_val, y_val, _checked_sample_weight(sample_weight_val, X_val,
+                                                               "sample_weight_val"))
         if not first_pass and y.shape[1] != getattr(self, "n_outputs_", y.shape[1]):
             raise ValueError(f"y has {y.shape[1]} output(s) but the model was fitted with "
                              f"{self.n_outputs_}; warm_start and partial_fit continue the "
@@ -774,6 +800,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if sample_weight is not None:
             sample_weight = np.ascontiguousarray(_cast_finite(sample_weight, dtype,
                                                               "sample_weight"))
+        if validation is not None:
+            X_val, y_val, sample_weight_val = validation
+            validation = (self._as_core_X(X_val, dtype),
+                          np.ascontiguousarray(_cast_finite(y_val, dtype, "y_val")),
+                          None if sample_weight_val is None else np.ascontiguousarray(
+                              _cast_finite(sample_weight_val, dtype, "sample_weight_val")))
         layout = self._layout()
         net = layout.network(dtype, **self._network_config(hidden_acts))
         params, stats = self._pack(layout, dtype)
@@ -782,8 +814,34 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 self._fit_lbfgs(net, layout, params, stats, X, y, sample_weight)
             else:
                 self._fit_stochastic(net, layout, params, stats, X, y, sample_weight,
-                                     incremental)
+                                     incremental, validation)
         return self
+
+    def _check_validation_arguments(self, X_val, y_val, sample_weight_val):
+        """True when fit was given its own validation data; HistGradientBoosting's
+        errors when half of it is missing."""
+        if X_val is None and y_val is None:
+            if sample_weight_val is not None:
+                raise ValueError("sample_weight_val is provided, but X_val and y_val were "
+                                 "not provided.")
+            return False
+        if y_val is None:
+            raise ValueError("X_val is provided, but y_val was not provided.")
+        if X_val is None:
+            raise ValueError("y_val is provided, but X_val was not provided.")
+        if self.solver == "lbfgs":
+            raise ValueError("X_val and y_val need a stochastic solver: solver='lbfgs' "
+                             "has no epochs to validate.")
+        return True
+
+    def _validate_val_X(self, X_val):
+        """X_val checked as predict checks X: finite, at least 2 samples (as
+        the validation split), the fitted features (count and names)."""
+        checked = check_array(X_val, accept_sparse=["csr", "csc"],
+                              dtype=(np.float64, np.float32), ensure_min_samples=2,
+                              input_name="X_val", estimator=self)
+        validate_data(self, X_val, reset=False, skip_check_array=True)  # names, count
+        return checked
 
     def _fit_lbfgs(self, net, layout, params, stats, X, y, sample_weight):
         grad = np.empty_like(params)
@@ -852,11 +910,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return {"m": m, "v": v,
                 "scalars": np.array([0.0, 1.0])}
 
-    def _fit_stochastic(self, net, layout, params, stats, X, y, sample_weight, incremental):
+    def _fit_stochastic(self, net, layout, params, stats, X, y, sample_weight, incremental,
+                        validation=None):
         """The epoch loop of the stochastic solvers, as sklearn's: train an
         epoch, record it, update the no-improvement count, stop or go on."""
         run = self._start_stochastic(net, layout, params, stats, X, y, sample_weight,
-                                     incremental)
+                                     incremental, validation)
         ctrl_c = InterruptAtEpochEnd()
         try:
             self.n_iter_ = 0  # per call, as sklearn (partial_fit leaves 1)
@@ -885,19 +944,23 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             warnings.warn("Training interrupted by user.")
         finally:
             ctrl_c.close()
-        if run.val is not None and self.restore_best_weights:
+        if self.early_stopping and self.restore_best_weights:
             run.params, run.stats = run.best
         self._unpack(layout, run.params, run.stats)
         self._check_finite_weights()
 
-    def _start_stochastic(self, net, layout, params, stats, X, y, sample_weight, incremental):
+    def _start_stochastic(self, net, layout, params, stats, X, y, sample_weight, incremental,
+                          validation=None):
         """Everything one stochastic fit keeps across its epochs, in one
         namespace: the network and its buffers, optimizer state, the training
-        data and (early stopping) validation data, batch size, rates, seed."""
+        data and validation data (given, or split off for early stopping),
+        batch size, rates, seed."""
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         opt = self._optimizer_state_for(layout, params, incremental)
-        train, val = self._split_validation(X, y, sample_weight)
+        train, val = self._split_validation(X, y, sample_weight, validation)
+        if val is not None:
+            self._start_validation_record()
         n_samples = train[0].shape[0]
         batch_size = self._batch_size(n_samples)
         steps_per_epoch = -(-n_samples // batch_size)
@@ -917,7 +980,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                        if fixed_lr else None),
             seed=seed, order=np.arange(n_samples, dtype=np.int64),
             grad_norm_sum=np.zeros(layout.n_layers), monitor_grads=GradientMonitor(),
-            best=(params.copy(), stats.copy()) if val is not None else None, diverged=False)
+            best=(params.copy(), stats.copy()) if val is not None else None,
+            best_val_loss=None, diverged=False)
 
     def _optimizer_state_for(self, layout, params, incremental):
         """The optimizer's moments: kept by partial_fit, fresh otherwise."""
@@ -927,10 +991,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             self._optimizer_state = self._new_optimizer_state(layout.n_params, params.dtype)
         return self._optimizer_state
 
-    def _split_validation(self, X, y, sample_weight):
-        """(X, y, sample_weight) to train on, and with early stopping the
-        validation data (X, y, labels, sample_weight) split off as sklearn
-        does (same draws); None without early stopping."""
+    def _split_validation(self, X, y, sample_weight, validation=None):
+        """(X, y, sample_weight) to train on, and the validation data (X, y,
+        labels, sample_weight): fit's X_val, y_val, sample_weight_val when
+        given (nothing is split off), else with early stopping split off as
+        sklearn does (same draws); None when not validating."""
+        if validation is not None:
+            X_val, y_val, sw_val = validation
+            return (X, y, sample_weight), (X_val, y_val, self._val_labels(y_val), sw_val)
         if not self.early_stopping:
             return (X, y, sample_weight), None
         should_stratify = is_classifier(self) and self.n_outputs_ == 1
@@ -945,12 +1013,25 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if X_val.shape[0] < 2:
             raise ValueError("The validation set is too small. Increase "
                              "'validation_fraction' or the size of your dataset.")
-        y_val_labels = (self._label_binarizer.inverse_transform(y_val)
-                        if is_classifier(self) else y_val)
         if sw_train is not None:
             sw_train = np.ascontiguousarray(sw_train)
         return ((X_train, np.ascontiguousarray(y_train), sw_train),
-                (X_val, y_val, y_val_labels, sw_val))
+                (X_val, y_val, self._val_labels(y_val), sw_val))
+
+    def _val_labels(self, y_val):
+        """What the validation score compares predictions with: the labels
+        (classifier) of the binarized y_val, else y_val itself."""
+        return self._label_binarizer.inverse_transform(y_val) if is_classifier(self) else y_val
+
+    def _start_validation_record(self):
+        """validation_scores_, best_validation_score_ and history_'s
+        validation lists, for a fit that validates after one (warm start)
+        or an initialization (early_stopping=False) that did not."""
+        self.history_.setdefault("val_loss", [])
+        self.history_.setdefault("val_score", [])
+        if self.validation_scores_ is None:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
 
     def _start_schedule(self, n_samples, steps_per_epoch, incremental):
         if not incremental or not hasattr(self, "_schedule"):
@@ -993,15 +1074,17 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         restore_best_weights) go on as sklearn does: warn, NaN epochs, best
         weights restored at the end."""
         self._unpack(run.layout, run.params, run.stats)
-        if not (run.val is not None and self.restore_best_weights):
+        if not (self.early_stopping and self.restore_best_weights):
             raise _divergence_error(self._epoch + 1) from None
         run.diverged = True
         _warn_diverged_early_stopping(self._epoch + 1)
 
     def _record_epoch(self, run, lrs, loss_sum, n_steps):
-        """loss_, t_, loss_curve_, history_ and, with early stopping, the
+        """loss_, t_, loss_curve_, history_ and, when validating, the
         validation figures; updates the no-improvement count. Returns the
-        figure a schedule watches (validation loss, else training loss)."""
+        figure a schedule watches, lower is better: when validating the
+        validation loss (monitor='val_loss') or the negated validation score
+        (monitor='val_score'), else the training loss."""
         self._epoch += 1
         self.n_iter_ += 1
         self.loss_ = loss_sum / run.n_samples
@@ -1014,14 +1097,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         run.monitor_grads.check(self._epoch, h["grad_norm"][-1], run.layout.n_layers,
                                 self.frozen_layers)
         if run.val is None:
-            self._update_no_improvement_count(run, None)
+            self._update_no_improvement_count(run, None, None)
             return self.loss_
         val_loss, val_score = self._validate(run)
         h["val_loss"].append(val_loss)
         h["val_score"].append(val_score)
         self.validation_scores_.append(val_score)
-        self._update_no_improvement_count(run, val_score)
-        return val_loss
+        self._update_no_improvement_count(run, val_loss, val_score)
+        return val_loss if self.monitor == "val_loss" else -val_score
 
     def _validate(self, run):
         """(validation loss, validation score) of the current weights; NaN
@@ -1033,24 +1116,43 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return (_loss_value(self._loss_name(), y_val, out, sw_val),
                 self._score_from_output(out, y_val_labels, sw_val))
 
-    def _update_no_improvement_count(self, run, val_score):
-        """sklearn's rule: on the validation score with early stopping (and
-        keep the best weights), else on the training loss."""
-        if run.val is not None:
-            if val_score < self.best_validation_score_ + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if val_score > self.best_validation_score_:
-                self.best_validation_score_ = val_score
-                run.best = (run.params.copy(), run.stats.copy())
-        else:
+    def _update_no_improvement_count(self, run, val_loss, val_score):
+        """The count of epochs without improvement that stops training. With
+        early stopping it watches the validation data and keeps the best
+        weights: scikit-learn's rule on the score (monitor='val_score'), or
+        Keras's EarlyStopping rule on the loss (monitor='val_loss'). Without,
+        scikit-learn's rule on the training loss (validation data, if given,
+        is only recorded). best_validation_score_ is the highest score."""
+        if not self.early_stopping:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
             if self.loss_curve_[-1] < self.best_loss_:
                 self.best_loss_ = self.loss_curve_[-1]
+            if val_score is not None and val_score > self.best_validation_score_:
+                self.best_validation_score_ = val_score
+            return
+        if self.monitor == "val_loss":
+            # Keras: improved when val_loss < best - min_delta (min_delta = tol);
+            # only then does `best` move (NaN never improves). The first epoch
+            # of a fit always improves: each fit starts a new EarlyStopping.
+            if run.best_val_loss is None or val_loss < run.best_val_loss - self.tol:
+                run.best_val_loss = val_loss
+                self._no_improvement_count = 0
+                run.best = (run.params.copy(), run.stats.copy())
+            else:
+                self._no_improvement_count += 1
+            if val_score > self.best_validation_score_:
+                self.best_validation_score_ = val_score
+            return
+        if val_score < self.best_validation_score_ + self.tol:
+            self._no_improvement_count += 1
+        else:
+            self._no_improvement_count = 0
+        if val_score > self.best_validation_score_:
+            self.best_validation_score_ = val_score
+            run.best = (run.params.copy(), run.stats.copy())
 
     def _print_epoch(self, validating):
         h = self.history_
@@ -1061,9 +1163,14 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
     def _stop_without_improvement(self, run):
         """After n_iter_no_change epochs without improvement: stop, or let
         the schedule lower the rate ('adaptive', 'plateau') and go on."""
-        if self._no_improvement_count <= self.n_iter_no_change:
+        on_val_loss = self.early_stopping and self.monitor == "val_loss"
+        # Keras's EarlyStopping stops once `wait >= patience`; scikit-learn
+        # once its count exceeds n_iter_no_change.
+        if (self._no_improvement_count < self.n_iter_no_change if on_val_loss
+                else self._no_improvement_count <= self.n_iter_no_change):
             return False
-        what = "Validation score" if run.val is not None else "Training loss"
+        what = ("Training loss" if not self.early_stopping else
+                "Validation loss" if on_val_loss else "Validation score")
         msg = ("%s did not improve more than tol=%f for %d consecutive epochs."
                % (what, self.tol, self.n_iter_no_change))
         if run.fixed_lrs is not None:

@@ -8,7 +8,8 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import (check_array, check_consistent_length, column_or_1d,
+                                      validate_data)
 
 from ._base import STOCHASTIC_SOLVERS, BaseMultilayerPerceptron, _check_fitted
 
@@ -95,15 +96,26 @@ default='adam'
         Use Nesterov's momentum with 'sgd'.
 
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the data (stratified for
-        single-output classification) and stop when its score stops
-        improving. If training diverges, as scikit-learn: a warning, NaN
-        losses and validation scores for the remaining epochs, and the best
-        epoch's weights (without early stopping, or with
-        ``restore_best_weights=False``, a :class:`fastnn.DivergenceError`).
+        Stop when the validation data stops improving (see ``monitor``),
+        keeping the best epoch's weights (``restore_best_weights``). The
+        validation data is fit's ``X_val``/``y_val`` when given, else
+        ``validation_fraction`` of the data held out (stratified for
+        single-output classification). Without early stopping, training
+        stops when the training loss stops improving, as scikit-learn; given
+        ``X_val`` is then still validated after every epoch (``history_``,
+        ``validation_scores_``, the plateau schedule), as Keras's
+        ``validation_data`` without an ``EarlyStopping`` callback. (Here
+        fastnn differs from HistGradientBoosting, which refuses ``X_val``
+        with ``early_stopping=False``.) To hold out ``validation_fraction``
+        and never stop on it, set ``early_stopping=True`` and
+        ``n_iter_no_change=np.inf``. If training diverges with early
+        stopping, as scikit-learn: a warning, NaN losses and validation
+        scores for the remaining epochs, and the best epoch's weights
+        (without early stopping, or with ``restore_best_weights=False``, a
+        :class:`fastnn.DivergenceError`).
 
     validation_fraction : float, default=0.1
-        Fraction held out for early stopping.
+        Fraction held out for early stopping when fit gets no ``X_val``.
 
     beta_1, beta_2 : float, default=0.9, 0.999
         Moment decay rates of 'adam', 'adamax' and 'nadam'.
@@ -111,9 +123,12 @@ default='adam'
     epsilon : float, default=1e-8
         Numerical stability term of adam, adagrad, rmsprop, adamax, nadam.
 
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or np.inf, default=10
         Epochs without an improvement of ``tol`` before stopping (or, with
-        'adaptive' or a schedule that reacts to it, lowering the rate).
+        'adaptive' or a schedule that reacts to it, lowering the rate):
+        scikit-learn stops after ``n_iter_no_change + 1`` such epochs,
+        ``monitor='val_loss'`` after ``n_iter_no_change`` (Keras's
+        ``patience``). ``np.inf`` never stops.
 
     max_fun : int, default=15000
         Maximum number of loss evaluations of lbfgs.
@@ -192,7 +207,7 @@ default='adam'
 
     restore_best_weights : bool, default=True
         With early stopping, keep the weights of the best validation epoch
-        (sklearn always does); False keeps the last epoch's.
+        by ``monitor`` (sklearn always does); False keeps the last epoch's.
 
     dtype : {None, 'float32', 'float64'}, default=None
         The type the network computes in. None: the input's float type, as
@@ -252,6 +267,24 @@ default='adam'
         the output layer, are initialized as usual. Used only when a fit
         starts from scratch (not by ``warm_start`` or ``partial_fit``
         continuing a fitted model).
+
+    monitor : {'val_score', 'val_loss'}, default='val_score'
+        What early stopping, ``restore_best_weights`` and the plateau
+        schedule (``learning_rate='plateau'`` or ``ReduceOnPlateau``) watch
+        on the validation data. 'val_score' is scikit-learn's rule on the
+        validation score (accuracy or R^2): an epoch improves when its score
+        is at least ``best + tol``; stop after more than
+        ``n_iter_no_change`` epochs without improvement; keep the epoch of
+        the highest score. 'val_loss' is Keras's ``EarlyStopping`` default
+        on the validation data loss: ``EarlyStopping(monitor='val_loss',
+        min_delta=tol, patience=n_iter_no_change,
+        restore_best_weights=restore_best_weights)``, i.e. an epoch improves
+        when ``val_loss < best - tol``, and only then does ``best`` (and the
+        kept weights) move; stop after ``n_iter_no_change`` epochs without
+        improvement. The plateau schedule gets the validation loss, or with
+        'val_score' the negated score (so its ``min_delta`` is a score
+        margin). Without validation data (no early stopping, no ``X_val``)
+        everything watches the training loss, and the choice has no effect.
 """
 
 _ATTRIBUTES_DOC = """
@@ -265,10 +298,13 @@ _ATTRIBUTES_DOC = """
         Loss of every epoch (stochastic solvers).
 
     validation_scores_ : list of float or None
-        Validation score of every epoch with early stopping.
+        Validation score of every epoch when validating (early stopping or
+        fit's ``X_val``), else None.
 
     best_validation_score_ : float or None
-        Best validation score with early stopping.
+        Highest validation score when validating (with
+        ``monitor='val_loss'`` the kept weights are those of the best
+        validation loss instead), else None.
 
     t_ : int
         Number of training samples seen.
@@ -288,8 +324,9 @@ _ATTRIBUTES_DOC = """
     history_ : dict of lists
         Per epoch: 'loss', 'lr' (the last step's rate), 'grad_norm' (one L2
         norm per Dense kernel gradient, averaged over the epoch's steps,
-        before clipping), 'time' (seconds); with early stopping also
-        'val_loss' (data loss on the validation set) and 'val_score'.
+        before clipping), 'time' (seconds); when validating (early stopping
+        or fit's ``X_val``) also 'val_loss' (data loss on the validation
+        set) and 'val_score'.
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -366,7 +403,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
                  restore_best_weights=True, dtype=None, class_weight=None,
                  negative_slope=0.01, weight_decay=0.004, frozen_layers=0,
-                 initial_layers=None):
+                 initial_layers=None, monitor="val_score"):
         self.class_weight = class_weight
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
@@ -385,7 +422,8 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
             restore_best_weights=restore_best_weights, dtype=dtype,
             negative_slope=negative_slope, weight_decay=weight_decay,
-            frozen_layers=frozen_layers, initial_layers=initial_layers)
+            frozen_layers=frozen_layers, initial_layers=initial_layers,
+            monitor=monitor)
 
     _score_function = staticmethod(accuracy_score)
 
@@ -413,8 +451,35 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
         y = self._label_binarizer.transform(y).astype(bool)
         return X, y
 
+    def _validate_val_input(self, X_val, y_val):
+        """X_val checked as X; y_val as y, with labels among y's classes
+        (classes_) and multilabel exactly when y is."""
+        X_val = self._validate_val_X(X_val)
+        y_val = check_array(y_val, accept_sparse="csr", ensure_2d=False, dtype=None,
+                            input_name="y_val", estimator=self)
+        check_consistent_length(X_val, y_val)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        multilabel = self._label_binarizer.y_type_.startswith("multilabel")
+        if type_of_target(y_val).startswith("multilabel") != multilabel:
+            raise ValueError("y_val must be a multilabel indicator matrix, as y is."
+                             if multilabel else
+                             "y_val must hold class labels, as y does, not a multilabel "
+                             "indicator matrix.")
+        if multilabel:
+            if y_val.shape[1] != len(self.classes_):
+                raise ValueError(f"y_val has {y_val.shape[1]} labels (columns) but y has "
+                                 f"{len(self.classes_)}.")
+        else:
+            unseen = set(unique_labels(y_val)) - set(self.classes_)
+            if unseen:
+                raise ValueError(f"y_val has classes not in y: {np.array(sorted(unseen))}. The "
+                                 f"classes of y (classes_) are {self.classes_}.")
+        return X_val, self._label_binarizer.transform(y_val).astype(bool)
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None,
+            sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -425,13 +490,27 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
             Class labels (multilabel: an indicator matrix).
         sample_weight : array-like of shape (n_samples,), default=None
             Sample weights.
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            Validation data, as scikit-learn's HistGradientBoostingClassifier:
+            checked as X (features, finiteness; at least 2 samples) and
+            validated after every epoch instead of a ``validation_fraction``
+            split (the training data is not split). See ``early_stopping``
+            and ``monitor``. Stochastic solvers only. In a Pipeline,
+            ``Pipeline(..., transform_input=["X_val"])`` transforms it as X.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Labels of X_val, among those of y (multilabel when y is);
+            required with X_val.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples, used as given (``class_weight``
+            does not apply to them, as HistGradientBoostingClassifier).
 
         Returns
         -------
         self : object
         """
         sample_weight = self._class_weighted(y, sample_weight, incremental=False)
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, X_val=X_val,
+                         y_val=y_val, sample_weight_val=sample_weight_val)
 
     def _class_weighted(self, y, sample_weight, incremental):
         """sample_weight times compute_sample_weight(class_weight, y)."""
@@ -455,6 +534,10 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Update the model with one epoch over the given data.
+
+        It takes no validation data: a call is one epoch without early
+        stopping (as scikit-learn, which refuses ``early_stopping=True``
+        here); score held-out data between calls instead.
 
         Parameters
         ----------
@@ -565,7 +648,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
                  batch_norm_epsilon=1e-3, clipvalue=None, clipnorm=None, global_clipnorm=None,
                  penalty="l2", l1_ratio=0.15, dropout=0.0, dropout_kind="auto", max_norm=None,
                  restore_best_weights=True, dtype=None, negative_slope=0.01,
-                 weight_decay=0.004, frozen_layers=0, initial_layers=None):
+                 weight_decay=0.004, frozen_layers=0, initial_layers=None, monitor="val_score"):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -583,7 +666,8 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             dropout=dropout, dropout_kind=dropout_kind, max_norm=max_norm,
             restore_best_weights=restore_best_weights, dtype=dtype,
             negative_slope=negative_slope, weight_decay=weight_decay,
-            frozen_layers=frozen_layers, initial_layers=initial_layers)
+            frozen_layers=frozen_layers, initial_layers=initial_layers,
+            monitor=monitor)
 
     _score_function = staticmethod(r2_score)
 
@@ -596,8 +680,21 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             raise ValueError("loss='poisson' requires non-negative y.")
         return X, y
 
+    def _validate_val_input(self, X_val, y_val):
+        """X_val checked as X, y_val as y."""
+        X_val = self._validate_val_X(X_val)
+        y_val = check_array(y_val, ensure_2d=False, dtype="numeric", input_name="y_val",
+                            estimator=self)
+        check_consistent_length(X_val, y_val)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        if self.loss == "poisson" and np.any(y_val < 0):
+            raise ValueError("loss='poisson' requires non-negative y_val.")
+        return X_val, y_val
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None,
+            sample_weight_val=None):
         """Fit the model to data matrix X and target(s) y.
 
         Parameters
@@ -606,17 +703,33 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
             The input data (float32 input trains in float32).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         sample_weight : array-like of shape (n_samples,), default=None
+        X_val : {array-like, sparse matrix} of shape (n_val, n_features), default=None
+            Validation data, as scikit-learn's HistGradientBoostingRegressor:
+            checked as X (features, finiteness; at least 2 samples) and
+            validated after every epoch instead of a ``validation_fraction``
+            split (the training data is not split). See ``early_stopping``
+            and ``monitor``. Stochastic solvers only. In a Pipeline,
+            ``Pipeline(..., transform_input=["X_val"])`` transforms it as X.
+        y_val : array-like of shape (n_val,) or (n_val, n_outputs), default=None
+            Targets of X_val, as many outputs as y; required with X_val.
+        sample_weight_val : array-like of shape (n_val,), default=None
+            Weights of the validation samples.
 
         Returns
         -------
         self : object
         """
-        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False, X_val=X_val,
+                         y_val=y_val, sample_weight_val=sample_weight_val)
 
     @available_if(_stochastic)
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y, sample_weight=None):
         """Update the model with one epoch over the given data.
+
+        It takes no validation data: a call is one epoch without early
+        stopping (as scikit-learn, which refuses ``early_stopping=True``
+        here); score held-out data between calls instead.
 
         Parameters
         ----------

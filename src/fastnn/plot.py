@@ -78,16 +78,26 @@ def _layer_labels(n):
 
 
 def _best_epoch(est, h, lbfgs):
-    """(epoch, restored, why) of the best epoch, or None: the highest
-    validation score when validating (the epoch whose weights early stopping
-    keeps: fastnn with ``restore_best_weights``, scikit-learn always), else
-    the lowest training loss."""
+    """(epoch, restored, why) of the best epoch, or None: when validating,
+    the epoch whose weights early stopping keeps (fastnn with
+    ``restore_best_weights``, scikit-learn always) or would keep: the highest
+    validation score, or with ``monitor='val_loss'`` the last epoch that
+    lowered the validation loss by more than ``tol`` (Keras's rule); else the
+    lowest training loss."""
     if lbfgs:
         return None
     score, loss = _series(h["val_score"]), _series(h["loss"])
+    val_loss = _series(h["val_loss"])
+    restored = bool(getattr(est, "early_stopping", False)) and \
+        bool(getattr(est, "restore_best_weights", True))
+    if getattr(est, "monitor", "val_score") == "val_loss" and val_loss.size \
+            and not np.isnan(val_loss).all():
+        best, epoch = None, None
+        for e, v in enumerate(val_loss, start=1):
+            if best is None or v < best - est.tol:
+                best, epoch = v, e
+        return epoch, restored, "validation loss"
     if score.size and not np.isnan(score).all():
-        restored = bool(getattr(est, "early_stopping", False)) and \
-            bool(getattr(est, "restore_best_weights", True))
         return int(np.nanargmax(score)) + 1, restored, "validation score"
     if loss.size > 1 and not np.isnan(loss).all():
         return int(np.nanargmin(loss)) + 1, False, "training loss"
@@ -142,7 +152,8 @@ def plot_history(est, *, axes=None, figsize=None, log_lr=True, log_grad=True):
     1. Training loss per epoch and, when recorded (``early_stopping=True``),
        the validation loss; the validation score (accuracy for a classifier,
        R² for a regressor) on a twin y axis. A dotted vertical line marks the
-       best epoch (highest validation score, else lowest training loss); its
+       best epoch (by the estimator's ``monitor`` on the validation data,
+       else lowest training loss); its
        legend entry says when early stopping restored that epoch's weights.
        The legend goes where it covers no curve (above them if need be).
     2. The learning rate per epoch (the rate of the epoch's last step).

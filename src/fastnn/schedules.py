@@ -15,7 +15,7 @@ The estimator drives a schedule with this protocol (``lr0`` is the estimator's
     for epoch in range(max_iter):
         lrs = sched.epoch_rates(epoch, first_step, n_steps, samples_seen)
         ...                                        # train with lrs[i] at step i
-        sched.end_epoch(monitor)                   # validation or training loss
+        sched.end_epoch(monitor)                   # lower is better (see end_epoch)
         if no_improvement_count > n_iter_no_change:
             if sched.on_no_improvement(verbose, msg):
                 break                              # stop training
@@ -172,12 +172,17 @@ class LearningRateSchedule(BaseEstimator):
         return lrs
 
     def end_epoch(self, monitor):
-        """Report the epoch's monitored loss (validation loss if validating).
+        """Report the epoch's monitored figure, lower is better.
+
+        When the estimator validates (early stopping, or fit's ``X_val``) it
+        is the validation loss with ``monitor='val_loss'`` and the negated
+        validation score with ``monitor='val_score'``; otherwise the training
+        loss.
 
         Parameters
         ----------
         monitor : float
-            The loss to monitor; lower is better.
+            The figure to monitor; lower is better.
         """
 
     def on_no_improvement(self, verbose=False, msg=""):
@@ -468,8 +473,11 @@ class PiecewiseConstant(LearningRateSchedule):
 class ReduceOnPlateau(LearningRateSchedule):
     """Performance scheduling: Keras' ``ReduceLROnPlateau`` (``mode='min'``).
 
-    At the end of each epoch, with ``monitor`` the validation loss (training
-    loss when not validating): if ``monitor < best - min_delta`` (or it is the
+    At the end of each epoch, with ``monitor`` the figure the estimator's own
+    ``monitor`` parameter names on its validation data (the validation loss
+    for ``'val_loss'``, the negated validation score for ``'val_score'``, so
+    that ``min_delta`` is then a score margin), or the training loss when not
+    validating: if ``monitor < best - min_delta`` (or it is the
     first epoch) then ``best = monitor`` and ``wait = 0``; otherwise
     ``wait += 1`` and, once ``wait >= patience``, the rate becomes
     ``max(lr * factor, min_lr)`` (only if ``lr > min_lr``) and ``wait = 0``.
@@ -477,6 +485,10 @@ class ReduceOnPlateau(LearningRateSchedule):
     The reduced rate applies from the next epoch. Same order of operations as
     Keras 3, but the comparison is done in float64 (Keras compares in
     float32). The estimator's own ``n_iter_no_change`` stopping is unchanged.
+    Validation data without stopping early, as Keras's ``ReduceLROnPlateau``
+    with ``validation_data``: fit's ``X_val``/``y_val`` with
+    ``early_stopping=False`` (or ``early_stopping=True`` with
+    ``n_iter_no_change=np.inf`` to watch the ``validation_fraction`` split).
 
     Parameters
     ----------
