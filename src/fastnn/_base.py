@@ -75,9 +75,6 @@ def _check_fitted(est):
         est._check_fitted_state()  # fitted, yet coefs_ gone: a ValueError naming it
 
 
-# Attributes every fit writes and a user setting weights by hand does not:
-# when any is there, a warm start continues a fit's state.
-FIT_WRITTEN = ("n_outputs_", "n_iter_", "out_activation_", "history_")
 OUTPUT_ACTIVATIONS = ("identity", "exp", "logistic", "softmax")
 # Fitted arrays a fit only ever replaces, never writes into: a fit shares
 # them instead of copying (see BaseMultilayerPerceptron._fit).
@@ -746,6 +743,15 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                     raise ValueError(f"Corrupted fitted state: {name}[{i}] holds negative "
                                      "variances.")
 
+    def _state_from_a_fit(self):
+        """Whether the fitted state was written by a fastnn fit rather than
+        set by hand.  A fit writes history_ and bn_gamma_ (fastnn's own) and
+        scikit-learn's scalars such as n_outputs_; a user sets coefs_ and
+        intercepts_, maybe the BatchNorm arrays, maybe scikit-learn's scalars
+        (scikit-learn's own test_fit does), never history_."""
+        state = self.__dict__
+        return "history_" in state or ("bn_gamma_" in state and "n_outputs_" in state)
+
     def _fit_once(self, X, y, sample_weight=None, incremental=False, X_val=None, y_val=None,
                   sample_weight_val=None):
         validating_on_given_data = self._check_validation_arguments(X_val, y_val,
@@ -759,11 +765,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        if not first_pass and any(name in self.__dict__ for name in FIT_WRITTEN):
-            # A state a fit wrote: a corrupted attribute is named before
-            # anything else.  Weights set by hand (coefs_, intercepts_,
-            # BatchNorm arrays, nothing of FIT_WRITTEN) are completed first
-            # (_complete_state), then checked.
+        if not first_pass and self._state_from_a_fit():
+            # A corrupted attribute is named before anything else.  Weights
+            # set by hand are completed first (_complete_state), then checked.
             self._check_fitted_state(training=True)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         sample_weight = _checked_sample_weight(sample_weight, X, "sample_weight")
