@@ -66,7 +66,9 @@ Parity tests (fastnn vs Keras):
   a binding max-norm: frozen tensors unchanged bit for bit in both, the
   others' changes, ``loss_curve_`` (Keras counts only trainable weights'
   penalty, as fastnn's ``loss_``) and ``predict_proba`` match;
-  test_frozen_layers_minibatch_parity: 3 mini-batches per epoch, nadam.
+  test_frozen_layers_minibatch_parity: 3 mini-batches per epoch, nadam;
+  test_frozen_layers_adamw_global_clipnorm_parity: weight decay and the
+  global norm over the trainable variables only.
 - test_float32_parity: fastnn in float32 vs Keras in float64 (BN, adam,
   clipnorm, L2), bound 1e-4.
 - test_combined_parity: BN after + input BN, nadam, global_clipnorm,
@@ -684,6 +686,18 @@ def test_frozen_layers_minibatch_parity():
            activation="relu", batch_norm="after", batch_norm_input=True, frozen_layers=2,
            solver="nadam", beta_1=B1, beta_2=B2, epsilon=EPS, learning_rate_init=0.02,
            alpha=0.5)
+
+
+def test_frozen_layers_adamw_global_clipnorm_parity():
+    # Keras's AdamW decays and global_clipnorm measures only the trainable
+    # variables: fastnn's weight decay and global norm skip the frozen ones
+    c = 0.15
+    _, _, grads, _ = parity(
+        "frozen_layers[adamw, global_clipnorm]", n_steps=4, hidden_layer_sizes=(5, 4, 3),
+        activation="elu", batch_norm="after", batch_norm_input=True, frozen_layers=2,
+        solver="adamw", beta_1=B1, beta_2=B2, epsilon=EPS, learning_rate_init=0.01,
+        weight_decay=2.5, global_clipnorm=c, alpha=0.5)
+    assert np.sqrt(sum(np.sum(g * g) for g in grads)) > c  # the clipping binds
 
 
 # ----------------------------------------------------------------------
