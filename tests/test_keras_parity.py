@@ -432,7 +432,6 @@ def _change_errors(init, fast, kera, frozen=()):
     moved = [name for name, w0 in init.items() if np.max(np.abs(kera[name] - w0)) > 1e-6]
     assert len(moved) >= len(init) - len(frozen) - 1, \
         f"tensors that did not move: {set(init) - set(moved) - set(frozen)}"
-    assert not set(moved) & set(frozen)
     return errs
 
 
