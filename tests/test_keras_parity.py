@@ -59,6 +59,16 @@ Parity tests (fastnn vs Keras):
   ``alpha=[a, None, b]`` as per-layer Keras constraints and regularizers.
 - test_minibatch_parity: 2 epochs of 3 unshuffled mini-batches (BN after +
   input BN, nadam, L2): several steps inside one C epoch call.
+- test_frozen_layers_parity[frozen 1, 2 x plain, before, before_input,
+  after_input x adam, sgd_momentum]: ``frozen_layers=k`` on a 3-hidden-layer
+  network as ``trainable = False`` on the first k Dense layers, their
+  BatchNorm and the input BatchNorm (inference mode in training), with L2 and
+  a binding max-norm: frozen tensors unchanged bit for bit in both, the
+  others' changes, ``loss_curve_`` (Keras counts only trainable weights'
+  penalty, as fastnn's ``loss_``) and ``predict_proba`` match;
+  test_frozen_layers_minibatch_parity: 3 mini-batches per epoch, nadam;
+  test_frozen_layers_adamw_global_clipnorm_parity: weight decay and the
+  global norm over the trainable variables only.
 - test_float32_parity: fastnn in float32 vs Keras in float64 (BN, adam,
   clipnorm, L2), bound 1e-4.
 - test_combined_parity: BN after + input BN, nadam, global_clipnorm,
@@ -287,7 +297,25 @@ def _keras_model(est, n, init):
     for s, b in bns.items():
         b.set_weights([init[f"gamma{s}"], init[f"beta{s}"], init[f"moving_mean{s}"],
                        init[f"moving_var{s}"]])
+    # frozen_layers=k: trainable=False on the first k Dense layers, the
+    # BatchNorm after each of them and the input BatchNorm (slots 0..k)
+    k = est.frozen_layers
+    for l in range(k):
+        dense[l].trainable = False
+    for s, b in bns.items():
+        if k and s <= k:
+            b.trainable = False
     return model, dense, bns
+
+
+def _frozen_names(est):
+    """The snapshot names of the tensors frozen_layers keeps fixed."""
+    k = est.frozen_layers
+    names = {f"W{l}" for l in range(k)} | {f"b{l}" for l in range(k) if _has_bias(est, l)}
+    for s in _bn_slots(est):
+        if k and s <= k:
+            names |= {f"gamma{s}", f"beta{s}", f"moving_mean{s}", f"moving_var{s}"}
+    return names
 
 
 def _keras_snapshot(dense, bns):
@@ -383,11 +411,12 @@ def _keras_train(est, model, X, Y, n_epochs, batch_size=N):
     return np.array(losses), first_grads
 
 
-def _change_errors(init, fast, kera):
+def _change_errors(init, fast, kera, frozen=()):
     """Relative error of each tensor's change over the steps.  A tensor whose
     exact gradient is zero (the input BN's beta when a bias-free Dense and a BN
     follow: BN removes any shift) moves by rounding noise only; its change is
-    compared with max(1, |w|) instead (both noises are ~1e-15)."""
+    compared with max(1, |w|) instead (both noises are ~1e-15).  The frozen
+    tensors must stay unchanged, bit for bit, in both."""
     errs = {}
     for name, w0 in init.items():
         dk = kera[name] - w0
@@ -397,8 +426,12 @@ def _change_errors(init, fast, kera):
         if scale < 1e-10 * size:
             scale = size
         errs[name] = float(np.max(np.abs(df - dk)) / scale)
+    for name in frozen:
+        assert np.array_equal(fast[name], init[name]), f"fastnn changed frozen {name}"
+        assert np.array_equal(kera[name], init[name]), f"Keras changed frozen {name}"
     moved = [name for name, w0 in init.items() if np.max(np.abs(kera[name] - w0)) > 1e-6]
-    assert len(moved) >= len(init) - 1, f"tensors that did not move: {set(init) - set(moved)}"
+    assert len(moved) >= len(init) - len(frozen) - 1, \
+        f"tensors that did not move: {set(init) - set(moved) - set(frozen)}"
     return errs
 
 
@@ -412,7 +445,7 @@ def parity(name, kind="multiclass", n_steps=3, seed=0, kernel_scale=1.0, batch_s
     k_losses, grads = _keras_train(est, model, X, Y, n_steps, batch_size)
     fast, kera = _snapshot(est), _keras_snapshot(dense, bns)
     assert set(fast) == set(kera) == set(init)
-    errs = _change_errors(init, fast, kera)
+    errs = _change_errors(init, fast, kera, _frozen_names(est))
     errs["loss_curve_"] = float(np.max(np.abs(np.array(est.loss_curve_[-n_steps:]) - k_losses)
                                        / np.abs(k_losses)))
     worst = max(errs.values())
@@ -599,6 +632,70 @@ def test_combined_parity():
         batch_norm_momentum=0.9, solver="nadam", beta_1=B1, beta_2=B2, epsilon=1e-5,
         learning_rate_init=0.02, global_clipnorm=c, penalty="elasticnet", alpha=0.75,
         l1_ratio=0.25, max_norm=r)
+    assert np.sqrt(sum(np.sum(g * g) for g in grads)) > c  # the clipping binds
+
+
+# ----------------------------------------------------------------------
+# frozen layers (Keras layer.trainable = False)
+# ----------------------------------------------------------------------
+FROZEN_BN_CASES = {
+    "plain": dict(batch_norm=False),
+    "before": dict(batch_norm="before"),
+    "before_input": dict(batch_norm="before", batch_norm_input=True),
+    "after_input": dict(batch_norm="after", batch_norm_input=True),
+}
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd_momentum"])
+@pytest.mark.parametrize("case", list(FROZEN_BN_CASES))
+@pytest.mark.parametrize("frozen", [1, 2])
+def test_frozen_layers_parity(frozen, case, solver):
+    # 3 hidden layers, the first `frozen` Dense layers (and their BatchNorm,
+    # which then runs in inference mode) frozen, with an L2 penalty and a
+    # binding max-norm: Keras regularizes, constrains and updates only the
+    # trainable weights, and so does fastnn (loss_curve_ would differ by the
+    # frozen kernels' penalty, ~0.1, if either counted it)
+    r = 0.6
+    params = dict(hidden_layer_sizes=(5, 4, 3), activation="elu", frozen_layers=frozen,
+                  penalty="l2", alpha=0.75, max_norm=r, batch_norm_momentum=0.8,
+                  batch_norm_epsilon=0.02, **SOLVERS[solver], **FROZEN_BN_CASES[case])
+    _, init, _, _ = _fastnn("multiclass", 1, 0, **params)  # parity's initial tensors
+    assert all(np.linalg.norm(init[f"W{l}"], axis=0).max() > r for l in range(4))
+    est, model, _, X = parity(f"frozen_layers[{frozen}, {case}, {solver}]", n_steps=4,
+                              **params)
+    # the max-norm bound the trained kernels and left the frozen ones alone
+    for l, w in enumerate(est.coefs_):
+        assert (np.linalg.norm(w, axis=0).max() > r) == (l < frozen)
+    n_bn = len(_bn_slots(est))
+    n_frozen_bn = sum(1 for s in _bn_slots(est) if s <= frozen)
+    n_vars = sum(2 if _has_bias(est, l) else 1 for l in range(frozen, 4)) \
+        + 2 * (n_bn - n_frozen_bn)
+    assert len(model.trainable_variables) == n_vars
+    # inference: BN folded into the Dense layers vs Keras with moving statistics
+    p_keras = keras.ops.softmax(model(tf.constant(X), training=False)).numpy()
+    err = float(np.max(np.abs(est.predict_proba(X) - p_keras) / p_keras))
+    _record(f"frozen_layers[{frozen}, {case}, {solver}] predict_proba", err)
+    assert err < TOL
+
+
+def test_frozen_layers_minibatch_parity():
+    # several steps inside one C epoch call: the frozen BatchNorm keeps its
+    # moving statistics from batch to batch, the trainable one updates them
+    parity("frozen_layers[minibatch]", n_steps=2, batch_size=8, hidden_layer_sizes=(5, 4, 3),
+           activation="relu", batch_norm="after", batch_norm_input=True, frozen_layers=2,
+           solver="nadam", beta_1=B1, beta_2=B2, epsilon=EPS, learning_rate_init=0.02,
+           alpha=0.5)
+
+
+def test_frozen_layers_adamw_global_clipnorm_parity():
+    # Keras's AdamW decays and global_clipnorm measures only the trainable
+    # variables: fastnn's weight decay and global norm skip the frozen ones
+    c = 0.15
+    _, _, grads, _ = parity(
+        "frozen_layers[adamw, global_clipnorm]", n_steps=4, hidden_layer_sizes=(5, 4, 3),
+        activation="elu", batch_norm="after", batch_norm_input=True, frozen_layers=2,
+        solver="adamw", beta_1=B1, beta_2=B2, epsilon=EPS, learning_rate_init=0.01,
+        weight_decay=2.5, global_clipnorm=c, alpha=0.5)
     assert np.sqrt(sum(np.sum(g * g) for g in grads)) > c  # the clipping binds
 
 
