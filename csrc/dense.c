@@ -5,6 +5,7 @@
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
 #include <string.h>
+#include <unistd.h> /* sysconf */
 
 #include "internal.h"
 
@@ -25,39 +26,107 @@
 #define FNN_SPLIT_GEMM (1 << 18)
 #endif
 
-/* The largest power of two <= x, capped at 8 (at least 1). */
+/* The processors this machine has (not the threads a call may use): a
+ * property of the machine, so blockings derived from it do not change
+ * between fits, processes or thread counts on it. */
+static int64_t machine_processors(void)
+{
+#ifdef _SC_NPROCESSORS_CONF
+    static int64_t n = 0; /* racing first calls all store the same value */
+    if (n == 0) {
+        long c = sysconf(_SC_NPROCESSORS_CONF);
+        n = c < 1 ? 1 : c;
+    }
+    return n;
+#else
+    return 8;
+#endif
+}
+
+/* The largest power of two <= x, capped at 8 and at the machine's
+ * processor count (at least 1).  Each block is one BLAS call that packs the
+ * whole op(A) again, so more blocks than processors only cost: at the wide
+ * workload's 512 x 2048 x 1024 and 1024 x 2048 x 512 products, OpenBLAS's
+ * sgemm (Haswell kernels, Zen 3, one thread, best of 12) ran 8 column
+ * blocks at 9.8 and 7.4 GFLOP/s, 2 blocks at 12.1 and 10.4 (a busy machine:
+ * the ratios, not the rates, are the point). */
 static int64_t pow2_blocks(int64_t x)
 {
+    const int64_t cap = machine_processors() < 8 ? machine_processors() : 8;
     int64_t p = 1;
-    while (p < 8 && 2 * p <= x) p *= 2;
+    while (2 * p <= cap && 2 * p <= x) p *= 2;
     return p;
 }
 
-/* The AVX2 kernel takes forward products (op(A) = A) of at most this many
- * rows, the mini-batch sizes where it beats OpenBLAS (sgemm_kernels.c). */
-#define FNN_AVX2_MAX_ROWS 64
+/*
+ * Which products run in the core's own kernels (sgemm_kernels.c,
+ * dgemm_kernels.c) instead of BLAS.  The rule is a pure function of the
+ * CPU's features (fnn_sgemm_kernel_available), the caller's cap
+ * (blas->sgemm_kernel: FASTNN_SGEMM_KERNEL, use_sgemm_kernel) and the
+ * product's shape, never of timings taken at run time: a given machine
+ * always sends a given product down the same path, so the same fit gives the
+ * same bits in every process.  The shape classes come from single-threaded
+ * timings of each kernel against OpenBLAS (its Haswell kernels), interleaved,
+ * best of many calls, three runs each on Zen 3 (and the AVX-512 ones on
+ * Zen 4, see sgemm_kernels.c):
+ *   float, AVX-512: every product whose B is not transposed;
+ *   float, AVX2: forward products (op(A) = A) of at most FNN_AVX2_MAX_ROWS
+ *     rows, 1.16-1.84x OpenBLAS at batch 32 (0.90-0.92x at 64 rows of the
+ *     chapter network's first layer), and narrow products (at most
+ *     FNN_NARROW_COLS columns: output layers), weight gradients included,
+ *     1.1-1.8x;
+ *   double, AVX2 (AVX-512 CPUs too): narrow products only, 1.24-1.92x
+ *     (chapter network: 32 x 100 x 10 forward 1.33-1.52x, its weight
+ *     gradient 1.53-1.59x); from 48 columns on OpenBLAS wins (0.64-0.94x
+ *     forward; 0.64-0.73x for the 32 x 784 x 300 products).
+ */
+#define FNN_AVX2_MAX_ROWS 32
+#define FNN_NARROW_COLS 16
 
-/* Which of the core's sgemm kernels computes this product, if any: the
- * widest that both the caller (setting, a FNN_SGEMM_* cap) and the CPU
- * allow, where it is measured faster than BLAS. */
-static int sgemm_kernel_for(int setting, int trans_a, int trans_b, int64_t m)
+/* The kernel (FNN_SGEMM_*) for this product, FNN_SGEMM_OFF for BLAS. */
+static int own_kernel_for(int is_float, int setting, int trans_a, int trans_b, int64_t m,
+                          int64_t n)
 {
     if (setting == FNN_SGEMM_OFF || trans_b)
         return FNN_SGEMM_OFF;
     const int cpu = fnn_sgemm_kernel_available();
     const int kind = cpu < setting ? cpu : setting;
-    if (kind == FNN_SGEMM_AVX2 && (trans_a || m > FNN_AVX2_MAX_ROWS))
+    if (kind == FNN_SGEMM_OFF)
+        return FNN_SGEMM_OFF;
+    if (n <= FNN_NARROW_COLS)
+        return is_float ? kind : FNN_SGEMM_AVX2;
+    if (!is_float || (kind == FNN_SGEMM_AVX2 && (trans_a || m > FNN_AVX2_MAX_ROWS)))
         return FNN_SGEMM_OFF;
     return kind;
 }
 
-/* fnn_sgemm_kernel on n_threads threads: C is cut into near-equal
+/* The kernels under one generic name (the double kernel has one kind). */
+static void own_kernel_f32(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                           float *c, int64_t ldc)
+{
+    fnn_sgemm_kernel(kind, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+static void own_kernel_f64(int kind, int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
+                           const double *a, int64_t lda, const double *b, int64_t ldb,
+                           double beta, double *c, int64_t ldc)
+{
+    (void)kind;
+    fnn_dgemm_kernel(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+#define FNN_GENERIC_BODY "dense.c"
+#include "generic.h"
+
+#else /* type-generic body */
+
+/* The own kernel on n_threads threads: C is cut into near-equal
  * contiguous ranges of 8-row tiles or of 16-column units, whichever C has
  * more of.  Each element's value does not depend on the cut (see
- * sgemm_kernels.c), so any thread count gives the same bits. */
-static void sgemm_kernel_parallel(int kind, int trans_a, int64_t m, int64_t n, int64_t k,
-                                  float alpha, const float *a, int64_t lda, const float *b,
-                                  int64_t ldb, float beta, float *c, int64_t ldc, int nt)
+ * sgemm_kernels.c, dgemm_kernels.c), so any thread count gives the same bits. */
+static void FN(own_kernel_parallel)(int kind, int trans_a, int64_t m, int64_t n, int64_t k,
+                                    REAL alpha, const REAL *a, int64_t lda, const REAL *b,
+                                    int64_t ldb, REAL beta, REAL *c, int64_t ldc, int nt)
 {
     const int64_t row_units = (m + 7) / 8, col_units = (n + 15) / 16;
     const int by_rows = row_units >= col_units;
@@ -71,20 +140,15 @@ static void sgemm_kernel_parallel(int kind, int trans_a, int64_t m, int64_t n, i
         int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
         if (by_rows) {
             int64_t i0 = 8 * u0, i1 = 8 * u1 < m ? 8 * u1 : m;
-            fnn_sgemm_kernel(kind, trans_a, i1 - i0, n, k, alpha, a + i0 * sr, lda, b, ldb,
-                             beta, c + i0 * ldc, ldc);
+            FN(own_kernel)(kind, trans_a, i1 - i0, n, k, alpha, a + i0 * sr, lda, b, ldb, beta,
+                           c + i0 * ldc, ldc);
         } else {
             int64_t j0 = 16 * u0, j1 = 16 * u1 < n ? 16 * u1 : n;
-            fnn_sgemm_kernel(kind, trans_a, m, j1 - j0, k, alpha, a, lda, b + j0, ldb, beta,
-                             c + j0, ldc);
+            FN(own_kernel)(kind, trans_a, m, j1 - j0, k, alpha, a, lda, b + j0, ldb, beta, c + j0,
+                           ldc);
         }
     });
 }
-
-#define FNN_GENERIC_BODY "dense.c"
-#include "generic.h"
-
-#else /* type-generic body */
 
 /* Plain row-major loop for tiny products; i-k-j order keeps the inner loop
  * contiguous in B and C (vectorized over C's columns).  A transposed B of the
@@ -168,17 +232,15 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
         FN(small_gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-#if REAL_IS_FLOAT
-    const int kind = sgemm_kernel_for(blas->sgemm_kernel, trans_a, trans_b, m);
+    const int kind = own_kernel_for(REAL_IS_FLOAT, blas->sgemm_kernel, trans_a, trans_b, m, n);
     if (kind != FNN_SGEMM_OFF) {
-        sgemm_kernel_parallel(kind, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
-                              blas->n_threads);
+        FN(own_kernel_parallel)(kind, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                blas->n_threads);
         return;
     }
-#endif
     /* Column blocks of C, in whole 16-column units (the BLAS kernel's
-     * width), computed in parallel.  The blocking depends on the shape only,
-     * never on the thread count, so every element is computed the same way
+     * width), computed in parallel.  The blocking depends on the shape and
+     * the machine (pow2_blocks) only, never on the thread count, so every element is computed the same way
      * with one thread or many (bitwise-reproducible results); a power of two
      * of near-equal blocks keeps 2, 4 or 8 threads evenly loaded.  Rows are
      * never split: a row's result must not depend on how many rows are

@@ -20,8 +20,8 @@
  * same core against OpenBLAS's Haswell kernels: the chapter network's
  * forward products at 93 and 83 GFLOP/s (OpenBLAS 53 and 51), but its
  * weight gradient at 60 (OpenBLAS 74) and large products at 37-65 (OpenBLAS
- * 81-98).  So it takes only forward products of few rows (dense.c); the
- * rest stay in BLAS.  The chapter epoch with OpenBLAS held to its Haswell
+ * 81-98).  So it takes only forward products of few rows and narrow
+ * products (dense.c's own_kernel_for has the rule); the rest stay in BLAS.  The chapter epoch with OpenBLAS held to its Haswell
  * kernels (OPENBLAS_CORETYPE=Haswell) took 0.97-0.99 s with it against
  * 1.03-1.07 s without, on two threads.
  *

@@ -2148,6 +2148,12 @@ void fnn_gemm_f32(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
 void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                       float *c, int64_t ldc);
+void fnn_gemm_f64(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
+                  int64_t k, double alpha, const double *a, int64_t lda, const double *b,
+                  int64_t ldb, double beta, double *c, int64_t ldc);
+void fnn_dgemm_kernel(int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
+                      const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
+                      double *c, int64_t ldc);
 
 fnn_status fnn_act_forward_f32(int act, double slope, float *out, const float *pre,
                                int64_t rows, int64_t cols, int nt);
@@ -2315,6 +2321,117 @@ static void t_sgemm_kernel(int kind)
                     cases++;
                 }
     CHECK(cases == 2 * 9 * 10 * 3, "ran %d shapes", cases);
+}
+
+/* A reference dgemm that counts its calls: which products fnn_gemm_f64
+ * leaves to BLAS. */
+static int counted_dgemm_calls;
+static void counted_dgemm(char *ta, char *tb, int *m, int *n, int *k, double *alpha, double *a,
+                          int *lda, double *b, int *ldb, double *beta, double *c, int *ldc)
+{
+    counted_dgemm_calls++;
+    ref_dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* The double kernel (where the CPU has AVX2), called directly and through
+ * fnn_gemm_f64, against a long-double reference: row counts around the
+ * 4-row tiles, widths around the 4-column vectors and 12-column panels,
+ * both op(A) layouts, padded leading dimensions (the padding must stay
+ * untouched) and alpha/beta.  fnn_gemm must use it for narrow products (no
+ * BLAS call, the kernel's bits) and BLAS for wider ones or with the kernels
+ * off; two threads must give the bits of one. */
+static void t_dgemm_kernel(void)
+{
+    if (fnn_sgemm_kernel_available() < FNN_SGEMM_AVX2) {
+        printf("     (this CPU cannot run the AVX2 kernels: BLAS is used instead)\n");
+        return;
+    }
+    static const int64_t ms[] = {1, 3, 4, 5, 9, 32, 65};
+    static const int64_t ns[] = {3, 4, 10, 12, 13, 16, 17, 25, 100};
+    static const int64_t ks[] = {17, 32, 300};
+    static const double ab[][2] = {{1, 0}, {1, 1}, {0.5, -2}};
+    fnn_blas b1 = {ref_sgemm, counted_dgemm, 1, FNN_SGEMM_AVX2},
+             b2 = {ref_sgemm, counted_dgemm, 2, FNN_SGEMM_AVX2};
+    rng_t r = {2025};
+    int cases = 0;
+    for (int ta = 0; ta < 2; ta++)
+        for (size_t im = 0; im < sizeof ms / sizeof ms[0]; im++)
+            for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+                for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++) {
+                    const int64_t m = ms[im], n = ns[in], k = ks[ik];
+                    const int64_t lda = (ta ? m : k) + 3, ldb = n + 5, ldc = n + 2;
+                    const double alpha = ab[(im + in + ik) % 3][0], beta = ab[(im + in + ik) % 3][1];
+                    double *a = xcalloc((ta ? k : m) * lda, sizeof(double));
+                    double *b = xcalloc(k * ldb, sizeof(double));
+                    double *c0 = xcalloc(m * ldc, sizeof(double));
+                    double *cs[3] = {xcalloc(m * ldc, sizeof(double)),
+                                     xcalloc(m * ldc, sizeof(double)),
+                                     xcalloc(m * ldc, sizeof(double))};
+                    for (int64_t i = 0; i < (ta ? k : m) * lda; i++) a[i] = rng_normal(&r);
+                    for (int64_t i = 0; i < k * ldb; i++) b[i] = rng_normal(&r);
+                    for (int64_t i = 0; i < m * ldc; i++)
+                        c0[i] = cs[0][i] = cs[1][i] = cs[2][i] = rng_normal(&r);
+                    fnn_dgemm_kernel(ta, m, n, k, alpha, a, lda, b, ldb, beta, cs[0], ldc);
+                    counted_dgemm_calls = 0;
+                    fnn_gemm_f64(&b1, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, cs[1], ldc);
+                    const int blas_calls = counted_dgemm_calls;
+                    fnn_gemm_f64(&b2, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, cs[2], ldc);
+                    /* fnn_gemm's own loop takes products of n * k <= 256 */
+                    const int expect_blas = n * k > 256 && n > 16;
+                    CHECK((blas_calls > 0) == expect_blas,
+                          "trans_a %d m %lld n %lld k %lld: %d BLAS calls, expected %s", ta,
+                          (long long)m, (long long)n, (long long)k, blas_calls,
+                          expect_blas ? "some" : "none");
+                    for (int v = 0; v < 2; v++) {
+                        const double *c1 = cs[v];
+                        double worst = 0;
+                        int pad_ok = 1;
+                        for (int64_t i = 0; i < m; i++)
+                            for (int64_t j = 0; j < ldc; j++) {
+                                const double got = c1[i * ldc + j], old = c0[i * ldc + j];
+                                if (j >= n) {
+                                    pad_ok &= got == old;
+                                    continue;
+                                }
+                                long double sum = 0, sa = 0;
+                                for (int64_t p = 0; p < k; p++) {
+                                    long double x = ta ? a[p * lda + i] : a[i * lda + p];
+                                    sum += x * b[p * ldb + j];
+                                    sa += fabsl(x * b[p * ldb + j]);
+                                }
+                                long double ref = alpha * sum + beta * (long double)old;
+                                long double scale = fabs(alpha) * sa + fabsl(beta * (long double)old) + 1e-300;
+                                double e = (double)(fabsl(got - ref) / scale);
+                                worst = e > worst ? e : worst;
+                            }
+                        CHECK(worst <= 4 * k * 1.2e-16 + 2.3e-16,
+                              "%s, trans_a %d m %lld n %lld k %lld: relative error %.3g",
+                              v ? "fnn_gemm" : "kernel", ta, (long long)m, (long long)n,
+                              (long long)k, worst);
+                        CHECK(pad_ok, "%s, trans_a %d m %lld n %lld k %lld: wrote past column n",
+                              v ? "fnn_gemm" : "kernel", ta, (long long)m, (long long)n,
+                              (long long)k);
+                    }
+                    CHECK(memcmp(cs[1], cs[2], (size_t)(m * ldc) * sizeof(double)) == 0,
+                          "trans_a %d m %lld n %lld k %lld: two threads differ", ta, (long long)m,
+                          (long long)n, (long long)k);
+                    if (!expect_blas && n * k > 256)
+                        CHECK(memcmp(cs[0], cs[1], (size_t)(m * ldc) * sizeof(double)) == 0,
+                              "trans_a %d m %lld n %lld k %lld: fnn_gemm differs from the kernel",
+                              ta, (long long)m, (long long)n, (long long)k);
+                    free(a);
+                    free(b);
+                    free(c0);
+                    for (int v = 0; v < 3; v++) free(cs[v]);
+                    cases++;
+                }
+    CHECK(cases == 2 * 7 * 9 * 3, "ran %d shapes", cases);
+    /* kernels off: every product beyond the own loop's goes to BLAS */
+    fnn_blas off = {ref_sgemm, counted_dgemm, 1, FNN_SGEMM_OFF};
+    double a[32 * 40] = {0}, b[40 * 10] = {0}, c[32 * 10];
+    counted_dgemm_calls = 0;
+    fnn_gemm_f64(&off, 0, 0, 32, 10, 40, 1, a, 40, b, 10, 0, c, 10);
+    CHECK(counted_dgemm_calls == 1, "kernels off: %d BLAS calls", counted_dgemm_calls);
 }
 
 /* ---- thread-count policy (threads.c) --------------------------------------
@@ -2511,6 +2628,9 @@ int main(void)
     chk_end();
     chk_begin("sgemm_kernel[avx2]");
     t_sgemm_kernel(FNN_SGEMM_AVX2);
+    chk_end();
+    chk_begin("dgemm_kernel[avx2]");
+    t_dgemm_kernel();
     chk_end();
     return chk_summary();
 }
