@@ -300,9 +300,9 @@ def sgemm_kernel_available():
 
 
 def sgemm_kernel_in_use():
-    """The kernel float32 products (B not transposed) run in where it pays
-    off ('avx512' or 'avx2': AVX2 takes forward products of mini-batches
-    only), or None when they all go to BLAS."""
+    """The kernel family products run in where it pays off ('avx512' or
+    'avx2'; which shapes each takes, float32 and float64, is the rule in
+    csrc/dense.c, own_kernel_for), or None when they all go to BLAS."""
     kind = min(BLAS.sgemm_kernel, fnn_sgemm_kernel_available())
     return _KERNEL_NAMES[kind] if kind else None
 
