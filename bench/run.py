@@ -251,10 +251,11 @@ def report(info, results, args) -> str:
     kernel = {r.get("sgemm_kernel", "?") for r in results if r["peer"] == "fastnn"}
     if kernel and kernel != {"?"}:
         k = kernel.pop() if len(kernel) == 1 else "mixed"
-        out.append("- fastnn's float32 products: " + {
-            "avx512": "its AVX-512 kernel where B is not transposed, BLAS for the rest",
-            "avx2": "its AVX2 kernel for mini-batch forward products, BLAS for the rest",
-            None: "BLAS"}.get(k, str(k)) + " (FASTNN_SGEMM_KERNEL)")
+        out.append("- fastnn's products: " + {
+            "avx512": "its AVX-512 kernels",
+            "avx2": "its AVX2 kernels",
+            None: "BLAS only"}.get(k, str(k)) + " where csrc/dense.c's shape rule (own_kernel_for) "
+            "gives them, BLAS for the rest (FASTNN_SGEMM_KERNEL)")
     if hasattr(os, "getloadavg"):
         out.append(f"- 1-min load average at the start: {info['loadavg'][0]:.2f} (other processes compete "
                    "for the cores; compare ratios within a run only)")
