@@ -2476,6 +2476,21 @@ static void t_thread_policy(void)
     CHECK(many > 20000 * 0.8, "quiet again: %lld of 20000 steps on two threads", (long long)many);
     CHECK(p.steps[0] + p.steps[1] == 60000, "counted %lld steps",
           (long long)(p.steps[0] + p.steps[1]));
+    /* Quiet but noisy: one window in five of the two-thread steps runs 2x
+     * slower (a time slice lost to another process), slower than one
+     * thread.  A trial right after such a window must not win. */
+    fnn_thread_policy_reset(&p);
+    int64_t noisy_many = 0;
+    double noisy = 0;
+    for (int64_t s = 0; s < 20000; s++) {
+        int on_many = fnn_thread_policy_threads(&p, 2) == 2;
+        double step = 32 * (on_many ? fast * ((s / 20) % 5 == 4 ? 2.0 : 1.0) : slow);
+        noisy_many += on_many;
+        noisy += step;
+        fnn_thread_policy_record(&p, 32, step);
+    }
+    CHECK(noisy_many > 20000 * 0.95, "noisy quiet: %lld of 20000 steps on two threads",
+          (long long)noisy_many);
     /* Equal counts: either is fine, but no NaN or stall in the bookkeeping. */
     fnn_thread_policy_reset(&p);
     policy_run(&p, 1000, fast, fast, &many);
