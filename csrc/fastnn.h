@@ -241,9 +241,8 @@ typedef struct fnn_thread_policy {
     int32_t probing;            /* 1: the current window tries the other count */
     double sec_per_row[2];      /* last window's seconds per row on one thread [0] and
                                    on n_threads [1]; 0 = not measured yet */
-    double best_since_trial;    /* the current count's lowest seconds per row over the
-                                   windows since the last trial; 0 = none yet */
     double credit;              /* seconds run since the last trial */
+    int64_t rows_since_trial;   /* rows run since the last trial */
     int64_t windows;            /* windows since the last trial */
     int64_t window_rows, window_steps;
     double window_seconds;

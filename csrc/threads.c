@@ -128,31 +128,32 @@ void fnn_thread_policy_record(fnn_thread_policy *p, int64_t rows, double seconds
     p->window_seconds = 0;
     p->sec_per_row[many] = rate;
     if (p->probing) {
-        /* The trial against the current count's best window since the last
-         * trial, not its last one: a window the scheduler slowed down (a
-         * time slice lost to another process) must not hand the steps to
-         * the slower count on a quiet machine.  Under lasting load every
-         * window of the current count is slow, its best one too. */
-        const double current = p->best_since_trial > 0 ? p->best_since_trial
-                                                       : p->sec_per_row[!many];
+        /* The trial against the current count's mean since the last trial,
+         * not its last window: one window the scheduler slowed down (a time
+         * slice lost to another process) must not hand the steps to the
+         * slower count on a quiet machine, while lasting load (most windows
+         * slow) still does.  Not the best window: under load the N-thread
+         * windows are bimodal, and the rare good one hid the load. */
+        const double current = p->rows_since_trial > 0
+                                   ? p->credit / (double)p->rows_since_trial
+                                   : p->sec_per_row[!many];
         p->probing = 0;
         if (rate < FNN_SWITCH_MARGIN * current)
             p->use_many = many;
         p->windows = 0;
         p->credit = 0;
-        p->best_since_trial = 0;
+        p->rows_since_trial = 0;
         return;
     }
-    if (p->best_since_trial == 0 || rate < p->best_since_trial)
-        p->best_since_trial = rate;
     p->windows++;
     p->credit += window_seconds;
+    p->rows_since_trial += (int64_t)rows_per_window;
     /* The other count never measured yet: try it at once, so that a busy
      * machine is noticed in the first milliseconds of a fit.  A trial's
-     * expected cost is reckoned from the current count's best window too:
-     * a slowed-down window would make trials look free and frequent. */
+     * expected cost is reckoned from the current count's mean too: one
+     * slowed-down window would make trials look free and frequent. */
     const double other = p->sec_per_row[!many];
-    const double trial_cost = (other - p->best_since_trial) * rows_per_window;
+    const double trial_cost = (other - p->credit / (double)p->rows_since_trial) * rows_per_window;
     if (other == 0 || p->windows >= FNN_PROBE_MAX_WINDOWS ||
         (p->windows >= FNN_PROBE_MIN_WINDOWS && p->credit >= FNN_PROBE_RATIO * trial_cost))
         p->probing = 1;
