@@ -232,9 +232,10 @@ typedef struct {
 
 /*
  * The thread-count choice of one fit, kept by the caller from epoch to epoch
- * (threads.c): steps run in windows of a few milliseconds on the count that
- * was faster per row in its last window; now and then a window tries the
- * other count.  Results do not depend on the choice, only the time does.
+ * (threads.c): steps run in windows of a few milliseconds on one count; now
+ * and then a window tries the other count, which takes over when it was
+ * faster per row than the current count's mean since the last trial.
+ * Results do not depend on the choice, only the time does.
  */
 typedef struct fnn_thread_policy {
     int32_t use_many;           /* 1: steps run on n_threads, 0: on one thread */
