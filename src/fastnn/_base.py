@@ -21,7 +21,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.validation import (_assert_all_finite, _check_sample_weight, check_array,
-                                      check_is_fitted, validate_data)
+                                      check_consistent_length, check_is_fitted, column_or_1d,
+                                      validate_data)
 
 from . import _core
 from ._callbacks import CALLBACK_STATE, CallbackSupportMixin, FitCallbacks
@@ -838,14 +839,21 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                              "has no epochs to validate.")
         return True
 
-    def _validate_val_X(self, X_val):
+    def _validate_val_arrays(self, X_val, y_val, **y_checks):
         """X_val checked as predict checks X: finite, at least 2 samples (as
-        the validation split), the fitted features (count and names)."""
+        the validation split), the fitted features (count and names); y_val
+        by check_array with y_checks, as long as X_val, one column made 1-D
+        (as y). The estimators check y_val's values themselves."""
         checked = check_array(X_val, accept_sparse=["csr", "csc"],
                               dtype=(np.float64, np.float32), ensure_min_samples=2,
                               input_name="X_val", estimator=self)
         validate_data(self, X_val, reset=False, skip_check_array=True)  # names, count
-        return checked
+        y_val = check_array(y_val, ensure_2d=False, input_name="y_val", estimator=self,
+                            **y_checks)
+        check_consistent_length(checked, y_val)
+        if y_val.ndim == 2 and y_val.shape[1] == 1:
+            y_val = column_or_1d(y_val, warn=True)
+        return checked, y_val
 
     def _fit_lbfgs(self, net, layout, params, stats, X, y, sample_weight):
         grad = np.empty_like(params)

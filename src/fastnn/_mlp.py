@@ -8,8 +8,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
 from sklearn.utils.class_weight import compute_sample_weight
-from sklearn.utils.validation import (check_array, check_consistent_length, column_or_1d,
-                                      validate_data)
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._base import STOCHASTIC_SOLVERS, BaseMultilayerPerceptron, _check_fitted
 
@@ -454,12 +453,7 @@ class MLPClassifier(ClassifierMixin, BaseMultilayerPerceptron):
     def _validate_val_input(self, X_val, y_val):
         """X_val checked as X; y_val as y, with labels among y's classes
         (classes_) and multilabel exactly when y is."""
-        X_val = self._validate_val_X(X_val)
-        y_val = check_array(y_val, accept_sparse="csr", ensure_2d=False, dtype=None,
-                            input_name="y_val", estimator=self)
-        check_consistent_length(X_val, y_val)
-        if y_val.ndim == 2 and y_val.shape[1] == 1:
-            y_val = column_or_1d(y_val, warn=True)
+        X_val, y_val = self._validate_val_arrays(X_val, y_val, accept_sparse="csr", dtype=None)
         multilabel = self._label_binarizer.y_type_.startswith("multilabel")
         if type_of_target(y_val).startswith("multilabel") != multilabel:
             raise ValueError("y_val must be a multilabel indicator matrix, as y is."
@@ -682,12 +676,7 @@ class MLPRegressor(RegressorMixin, BaseMultilayerPerceptron):
 
     def _validate_val_input(self, X_val, y_val):
         """X_val checked as X, y_val as y."""
-        X_val = self._validate_val_X(X_val)
-        y_val = check_array(y_val, ensure_2d=False, dtype="numeric", input_name="y_val",
-                            estimator=self)
-        check_consistent_length(X_val, y_val)
-        if y_val.ndim == 2 and y_val.shape[1] == 1:
-            y_val = column_or_1d(y_val, warn=True)
+        X_val, y_val = self._validate_val_arrays(X_val, y_val, dtype="numeric")
         if self.loss == "poisson" and np.any(y_val < 0):
             raise ValueError("loss='poisson' requires non-negative y_val.")
         return X_val, y_val
