@@ -8,13 +8,11 @@ pass); the trainable part's gradient is checked by finite differences.
 
 import copy
 import pickle
-import warnings
 
 import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier
@@ -27,11 +25,7 @@ SOLVERS = ["sgd", "adam", "adagrad", "rmsprop", "adamax", "nadam", "adamw", "lbf
 BN_EPS = 1e-3
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @pytest.fixture(scope="module")
