@@ -238,33 +238,46 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
                                 blas->n_threads);
         return;
     }
-    /* Column blocks of C, in whole 16-column units (the BLAS kernel's
-     * width), computed in parallel.  The blocking depends on the shape and
-     * the machine (pow2_blocks) only, never on the thread count, so every element is computed the same way
+    /* Blocks of C computed in parallel, one single-threaded BLAS call each.
+     * The blocking depends on the shape and the machine (pow2_blocks) only,
+     * never on the thread count, so every element is computed the same way
      * with one thread or many (bitwise-reproducible results); a power of two
-     * of near-equal blocks keeps 2, 4 or 8 threads evenly loaded.  Rows are
-     * never split: a row's result must not depend on how many rows are
-     * computed with it. */
-    int64_t n_blocks = 1, block = n;
+     * of near-equal blocks keeps 2, 4 or 8 threads evenly loaded.
+     * Weight gradients (op(A) = A^T: C's rows are the layer's inputs) are cut
+     * into blocks of rows, which read only their share of the large operand
+     * and repack only the small one, the batch's deltas (column blocks would
+     * each repack the whole batch); the other products into blocks of whole
+     * 16-column units (the BLAS kernel's width): their rows are the batch's
+     * rows, never split, as a row's result must not depend on how many rows
+     * are computed with it.  A block holds at least two units, so that the
+     * chapter network's 100-unit layer is split too (64 + 36 columns): one
+     * block ran its 32 x 300 x 100 products on one thread while the other
+     * waited. */
+    const int by_rows = trans_a && !trans_b;
+    const int64_t extent = by_rows ? m : n, unit = by_rows ? 8 : 16;
+    int64_t n_blocks = 1, block = extent;
     if (m * n * k > FNN_SPLIT_GEMM) {
-        const int64_t units = (n + 15) / 16;
-        n_blocks = pow2_blocks(units / 4);
-        block = (units + n_blocks - 1) / n_blocks * 16;
-        n_blocks = (n + block - 1) / block;
+        const int64_t units = (extent + unit - 1) / unit;
+        n_blocks = pow2_blocks(units / 2);
+        block = (units + n_blocks - 1) / n_blocks * unit;
+        n_blocks = (extent + block - 1) / block;
     }
     const int nt = blas->n_threads;
     int64_t work = n_blocks > 1 ? m * n * k : 0;
     FNN_PAR_FOR(nt, work, int64_t bk = 0; bk < n_blocks; bk++, {
-        int64_t j0 = bk * block, nb = j0 + block < n ? block : n - j0;
+        const int64_t s0 = bk * block, len = s0 + block < extent ? block : extent - s0;
+        const int64_t i0 = by_rows ? s0 : 0, j0 = by_rows ? 0 : s0;
         /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T:
          * swap the operands and keep each one's transpose flag.  Column j0
-         * of op(B) starts at b + j0 (not transposed) or b + j0 * ldb. */
+         * of op(B) starts at b + j0 (not transposed) or b + j0 * ldb; row i0
+         * of op(A) = A^T at a + i0. */
         char ta = trans_b ? 'T' : 'N', tb = trans_a ? 'T' : 'N';
-        int im = (int)nb, in = (int)m, ik = (int)k;
+        int im = (int)(by_rows ? n : len), in = (int)(by_rows ? len : m), ik = (int)k;
         int ilda = (int)ldb, ildb = (int)lda, ildc = (int)ldc;
         REAL *bb = (REAL *)b + (trans_b ? j0 * ldb : j0);
+        REAL *aa = (REAL *)a + i0;
         REAL al = alpha, be = beta;
-        blas->GEMM(&ta, &tb, &im, &in, &ik, &al, bb, &ilda, (REAL *)a, &ildb, &be, c + j0,
+        blas->GEMM(&ta, &tb, &im, &in, &ik, &al, bb, &ilda, aa, &ildb, &be, c + i0 * ldc + j0,
                    &ildc);
     });
 }
