@@ -67,25 +67,35 @@ static int64_t pow2_blocks(int64_t x)
  * always sends a given product down the same path, so the same fit gives the
  * same bits in every process.  The shape classes come from single-threaded
  * timings of each kernel against OpenBLAS (its Haswell kernels), interleaved,
- * best of many calls, three runs each on Zen 3 (and the AVX-512 ones on
- * Zen 4, see sgemm_kernels.c):
+ * best of many calls, several runs each on Zen 3 (and the AVX-512 ones on
+ * Zen 4, see sgemm_kernels.c); the AVX2 figures are own time / OpenBLAS
+ * time, after full tiles stopped using masked stores and long forward
+ * products were blocked over k:
  *   float, AVX-512: every product whose B is not transposed;
- *   float, AVX2: forward products (op(A) = A) of at most FNN_AVX2_MAX_ROWS
- *     rows, 1.16-1.84x OpenBLAS at batch 32 (0.90-0.92x at 64 rows of the
- *     chapter network's first layer), and narrow products (at most
- *     FNN_NARROW_COLS columns: output layers), weight gradients included,
- *     1.1-1.8x;
- *   double, AVX2 (AVX-512 CPUs too): narrow products only, 1.24-1.92x
- *     (chapter network: 32 x 100 x 10 forward 1.33-1.52x, its weight
- *     gradient 1.53-1.59x); from 48 columns on OpenBLAS wins (0.64-0.94x
- *     forward; 0.64-0.73x for the 32 x 784 x 300 products).
+ *   AVX2, both types: narrow products (at most FNN_NARROW_COLS columns:
+ *     output layers), weight gradients included (float 0.64-0.87, double
+ *     0.45-0.56 on the chapter network's 10 outputs);
+ *   AVX2, both types: weight gradients op(A) = A^T of a mini-batch of at
+ *     most FNN_AVX2_MAX_BATCH rows (k): chapter network float 0.86-0.99,
+ *     double 0.82-0.90 (at 64 rows float 0.98, double 1.07-1.37; at 200,
+ *     1.2-1.7);
+ *   AVX2: forward products (op(A) = A) of at most FNN_AVX2_MAX_ROWS_F32
+ *     (float) or FNN_AVX2_MAX_ROWS_F64 (double) rows: chapter network at 32
+ *     rows float 0.61-0.67, double 0.86-0.90; at 64 rows float 0.77-0.87,
+ *     double 0.99-1.05; at 200 rows float 0.95-1.05.
+ * Everything else stays in BLAS (the wide workload's 512-row products:
+ * 2-2.2x).  In a training step the kernels gain more than these figures:
+ * they read the weights in place where BLAS packs them, and write a weight
+ * gradient once where BLAS first zeroes it.
  */
-#define FNN_AVX2_MAX_ROWS 32
+#define FNN_AVX2_MAX_ROWS_F32 64
+#define FNN_AVX2_MAX_ROWS_F64 32
+#define FNN_AVX2_MAX_BATCH 32
 #define FNN_NARROW_COLS 16
 
 /* The kernel (FNN_SGEMM_*) for this product, FNN_SGEMM_OFF for BLAS. */
 static int own_kernel_for(int is_float, int setting, int trans_a, int trans_b, int64_t m,
-                          int64_t n)
+                          int64_t n, int64_t k)
 {
     if (setting == FNN_SGEMM_OFF || trans_b)
         return FNN_SGEMM_OFF;
@@ -93,11 +103,13 @@ static int own_kernel_for(int is_float, int setting, int trans_a, int trans_b, i
     const int kind = cpu < setting ? cpu : setting;
     if (kind == FNN_SGEMM_OFF)
         return FNN_SGEMM_OFF;
-    if (n <= FNN_NARROW_COLS)
-        return is_float ? kind : FNN_SGEMM_AVX2;
-    if (!is_float || (kind == FNN_SGEMM_AVX2 && (trans_a || m > FNN_AVX2_MAX_ROWS)))
-        return FNN_SGEMM_OFF;
-    return kind;
+    if (is_float && kind == FNN_SGEMM_AVX512)
+        return kind;
+    /* AVX2 (the double kernel is AVX2 on AVX-512 CPUs too) */
+    const int64_t max_rows = is_float ? FNN_AVX2_MAX_ROWS_F32 : FNN_AVX2_MAX_ROWS_F64;
+    if (n <= FNN_NARROW_COLS || (trans_a ? k <= FNN_AVX2_MAX_BATCH : m <= max_rows))
+        return FNN_SGEMM_AVX2;
+    return FNN_SGEMM_OFF;
 }
 
 /* The kernels under one generic name (the double kernel has one kind). */
@@ -232,7 +244,7 @@ void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
         FN(small_gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    const int kind = own_kernel_for(REAL_IS_FLOAT, blas->sgemm_kernel, trans_a, trans_b, m, n);
+    const int kind = own_kernel_for(REAL_IS_FLOAT, blas->sgemm_kernel, trans_a, trans_b, m, n, k);
     if (kind != FNN_SGEMM_OFF) {
         FN(own_kernel_parallel)(kind, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
                                 blas->n_threads);

@@ -16,14 +16,16 @@
  * workload's 512-row products at 97-106 (OpenBLAS 99-101); predict's
  * 1024-row chunks at 109 (OpenBLAS 100).  It takes every such product.
  *
- * AVX2 (4-row x 24-column tiles, for CPUs without AVX-512), measured on the
- * same core against OpenBLAS's Haswell kernels: the chapter network's
- * forward products at 93 and 83 GFLOP/s (OpenBLAS 53 and 51), but its
- * weight gradient at 60 (OpenBLAS 74) and large products at 37-65 (OpenBLAS
- * 81-98).  So it takes only forward products of few rows and narrow
- * products (dense.c's own_kernel_for has the rule); the rest stay in BLAS.  The chapter epoch with OpenBLAS held to its Haswell
- * kernels (OPENBLAS_CORETYPE=Haswell) took 0.97-0.99 s with it against
- * 1.03-1.07 s without, on two threads.
+ * AVX2 (4-row x 24-column tiles, for CPUs without AVX-512), measured on
+ * Zen 4 against OpenBLAS's Haswell kernels: the chapter network's forward
+ * products at 93 and 83 GFLOP/s (OpenBLAS 53 and 51), its weight gradient
+ * at 60 (OpenBLAS 74), large products at 37-65 (OpenBLAS 81-98).  On Zen 3,
+ * after full tiles stopped using masked loads and stores and long forward
+ * products were blocked over k (sgemm_tiles), the weight gradient of a
+ * 32-row batch takes 0.86-0.99 of OpenBLAS's time (1.5-1.65 before) and the
+ * forward products 0.61-0.67 (0.81-0.87 before).  dense.c's own_kernel_for
+ * has the rule: forward products of few rows, weight gradients of small
+ * batches and narrow products; the rest stay in BLAS.
  *
  * Every element of C is one fused multiply-add chain over k in order, then
  * alpha and beta: its value does not depend on the tile or thread that
@@ -55,7 +57,7 @@ int fnn_sgemm_kernel_available(void)
 static inline __attribute__((always_inline)) FNN_TARGET_AVX512 void
 tile_avx512(const int rows, const int nv, int last, int64_t k, float alpha, const float *a,
             int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta, float *c,
-            int64_t ldc)
+            int64_t ldc, const float *part_in, float *part_out)
 {
     __m512 acc[8][3];
     __mmask16 mask[3];
@@ -64,7 +66,9 @@ tile_avx512(const int rows, const int nv, int last, int64_t k, float alpha, cons
 #pragma GCC unroll 8
     for (int r = 0; r < rows; r++)
 #pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = part_in != NULL ? _mm512_loadu_ps(part_in + 48 * r + 16 * v)
+                                        : _mm512_setzero_ps();
     for (int64_t p = 0; p < k; p++) {
         const float *bp = b + p * ldb, *ap = a + p * sk;
         __m512 bv[3];
@@ -76,6 +80,13 @@ tile_avx512(const int rows, const int nv, int last, int64_t k, float alpha, cons
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
         }
+    }
+    if (part_out != NULL) {
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++)
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) _mm512_storeu_ps(part_out + 48 * r + 16 * v, acc[r][v]);
+        return;
     }
     const __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
 #pragma GCC unroll 8
@@ -91,11 +102,14 @@ tile_avx512(const int rows, const int nv, int last, int64_t k, float alpha, cons
 }
 
 /* The same with 8-column vectors in 16 registers: 4 rows by 1..3 vectors
- * (12 accumulators). */
+ * (12 accumulators).  full (last == 8) is a constant too: full tiles use
+ * plain loads and stores, as AMD's masked stores are microcoded (see
+ * dgemm_kernels.c).  part_in/part_out carry a partial sum over k between
+ * the calls of a blocked walk (sgemm_tiles). */
 static inline __attribute__((always_inline)) FNN_TARGET_AVX2 void
-tile_avx2(const int rows, const int nv, int last, int64_t k, float alpha, const float *a,
-          int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta, float *c,
-          int64_t ldc)
+tile_avx2(const int rows, const int nv, const int full, int last, int64_t k, float alpha,
+          const float *a, int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta,
+          float *c, int64_t ldc, const float *part_in, float *part_out)
 {
     __m256 acc[4][3];
     __m256i mask[3];
@@ -105,20 +119,29 @@ tile_avx2(const int rows, const int nv, int last, int64_t k, float alpha, const 
 #pragma GCC unroll 4
     for (int r = 0; r < rows; r++)
 #pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) acc[r][v] = _mm256_setzero_ps();
+        for (int v = 0; v < nv; v++)
+            acc[r][v] = part_in != NULL ? _mm256_loadu_ps(part_in + 24 * r + 8 * v)
+                                        : _mm256_setzero_ps();
     for (int64_t p = 0; p < k; p++) {
         const float *bp = b + p * ldb, *ap = a + p * sk;
         __m256 bv[3];
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++)
-            bv[v] = v < nv - 1 ? _mm256_loadu_ps(bp + 8 * v)
-                               : _mm256_maskload_ps(bp + 8 * v, mask[v]);
+            bv[v] = full || v < nv - 1 ? _mm256_loadu_ps(bp + 8 * v)
+                                       : _mm256_maskload_ps(bp + 8 * v, mask[v]);
 #pragma GCC unroll 4
         for (int r = 0; r < rows; r++) {
             const __m256 ar = _mm256_broadcast_ss(ap + r * sr);
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
         }
+    }
+    if (part_out != NULL) {
+#pragma GCC unroll 4
+        for (int r = 0; r < rows; r++)
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++) _mm256_storeu_ps(part_out + 24 * r + 8 * v, acc[r][v]);
+        return;
     }
     const __m256 al = _mm256_set1_ps(alpha), be = _mm256_set1_ps(beta);
 #pragma GCC unroll 4
@@ -127,39 +150,56 @@ tile_avx2(const int rows, const int nv, int last, int64_t k, float alpha, const 
         for (int v = 0; v < nv; v++) {
             float *cp = c + r * ldc + 8 * v;
             __m256 out = alpha == 1 ? acc[r][v] : _mm256_mul_ps(al, acc[r][v]);
-            if (beta != 0)
-                out = _mm256_fmadd_ps(be, _mm256_maskload_ps(cp, mask[v]), out);
-            _mm256_maskstore_ps(cp, mask[v], out);
+            if (full || v < nv - 1) {
+                if (beta != 0)
+                    out = _mm256_fmadd_ps(be, _mm256_loadu_ps(cp), out);
+                _mm256_storeu_ps(cp, out);
+            } else {
+                if (beta != 0)
+                    out = _mm256_fmadd_ps(be, _mm256_maskload_ps(cp, mask[v]), out);
+                _mm256_maskstore_ps(cp, mask[v], out);
+            }
         }
 }
 
 /* One tile with its shape picked at run time among the compiled ones. */
 typedef void (*tile_fn)(int rows, int nv, int last, int64_t k, float alpha, const float *a,
                         int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta,
-                        float *c, int64_t ldc);
-#define FNN_TILE_CASE(TILE, R)                                                       \
+                        float *c, int64_t ldc, const float *pin, float *pout);
+#define FNN_TILE_NV(TILE, R, ...)                                                         \
+    if (nv == 3)                                                                          \
+        TILE(R, 3, __VA_ARGS__ last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
+    else if (nv == 2)                                                                     \
+        TILE(R, 2, __VA_ARGS__ last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
+    else                                                                                  \
+        TILE(R, 1, __VA_ARGS__ last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout);
+#define FNN_TILE_CASE_512(R)                                                         \
     case R:                                                                          \
-        if (nv == 3)                                                                 \
-            TILE(R, 3, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc);             \
-        else if (nv == 2)                                                            \
-            TILE(R, 2, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc);             \
-        else                                                                         \
-            TILE(R, 1, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc);             \
+        FNN_TILE_NV(tile_avx512, R, )                                                \
+        break;
+#define FNN_TILE_CASE_AVX2(R)                                                        \
+    case R:                                                                          \
+        if (last == 8) {                                                             \
+            FNN_TILE_NV(tile_avx2, R, 1, )                                           \
+        } else {                                                                     \
+            FNN_TILE_NV(tile_avx2, R, 0, )                                           \
+        }                                                                            \
         break;
 static FNN_TARGET_AVX512 void tile_avx512_any(int rows, int nv, int last, int64_t k,
                                               float alpha, const float *a, int64_t sr,
                                               int64_t sk, const float *b, int64_t ldb,
-                                              float beta, float *c, int64_t ldc)
+                                              float beta, float *c, int64_t ldc,
+                                              const float *pin, float *pout)
 {
     switch (rows) {
-        FNN_TILE_CASE(tile_avx512, 8)
-        FNN_TILE_CASE(tile_avx512, 7)
-        FNN_TILE_CASE(tile_avx512, 6)
-        FNN_TILE_CASE(tile_avx512, 5)
-        FNN_TILE_CASE(tile_avx512, 4)
-        FNN_TILE_CASE(tile_avx512, 3)
-        FNN_TILE_CASE(tile_avx512, 2)
-        FNN_TILE_CASE(tile_avx512, 1)
+        FNN_TILE_CASE_512(8)
+        FNN_TILE_CASE_512(7)
+        FNN_TILE_CASE_512(6)
+        FNN_TILE_CASE_512(5)
+        FNN_TILE_CASE_512(4)
+        FNN_TILE_CASE_512(3)
+        FNN_TILE_CASE_512(2)
+        FNN_TILE_CASE_512(1)
     default:
         break;
     }
@@ -167,24 +207,35 @@ static FNN_TARGET_AVX512 void tile_avx512_any(int rows, int nv, int last, int64_
 static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k, float alpha,
                                           const float *a, int64_t sr, int64_t sk,
                                           const float *b, int64_t ldb, float beta, float *c,
-                                          int64_t ldc)
+                                          int64_t ldc, const float *pin, float *pout)
 {
     switch (rows) {
-        FNN_TILE_CASE(tile_avx2, 4)
-        FNN_TILE_CASE(tile_avx2, 3)
-        FNN_TILE_CASE(tile_avx2, 2)
-        FNN_TILE_CASE(tile_avx2, 1)
+        FNN_TILE_CASE_AVX2(4)
+        FNN_TILE_CASE_AVX2(3)
+        FNN_TILE_CASE_AVX2(2)
+        FNN_TILE_CASE_AVX2(1)
     default:
         break;
     }
 }
-#undef FNN_TILE_CASE
+#undef FNN_TILE_CASE_512
+#undef FNN_TILE_CASE_AVX2
+#undef FNN_TILE_NV
 
 /* C in tiles of tile_rows x (3 vectors of `width` columns).  Keep the
  * smaller operand cache-resident and stream the larger once: panels of B
  * outermost when B is the larger (a forward product's weights), row tiles of
- * A outermost otherwise (a weight gradient's inputs). */
-static void sgemm_tiles(tile_fn tile, int tile_rows, int width, int trans_a, int64_t m,
+ * A outermost otherwise (a weight gradient's inputs).  With panels outermost
+ * and a long k, a panel (k x 3 vectors) is walked in blocks of K_BLOCK rows
+ * that stay in L1 across a group of up to GROUP row tiles, whose partial
+ * sums wait in `part` (each element's sum over k keeps its order: the same
+ * bits as one pass).  Measured on Zen 3 (AVX2, one core, float64 kernel):
+ * the chapter network's 32 x 784 x 300 forward product went from 1.1-1.6x
+ * OpenBLAS's time to 0.86-0.90x with blocks of 64 rows (256: 1.0-1.1x);
+ * dgemm_kernels.c walks its tiles the same way.  The AVX-512 kernel is not
+ * blocked (k_block 0): it was measured, and beat OpenBLAS, without. */
+enum { GROUP = 8 };
+static void sgemm_tiles(tile_fn tile, int tile_rows, int width, int64_t k_block, int trans_a, int64_t m,
                         int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                         const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
 {
@@ -193,6 +244,29 @@ static void sgemm_tiles(tile_fn tile, int tile_rows, int width, int trans_a, int
     const int64_t panel = 3 * (int64_t)width;
     const int panels_outer = n >= m; /* B (k x n) at least as large as op(A) (m x k) */
     const int64_t n_panels = (n + panel - 1) / panel, n_tiles = (m + tile_rows - 1) / tile_rows;
+    if (k_block > 0 && panels_outer && k > k_block) {
+        float part[GROUP * 8 * 48]; /* GROUP tiles of at most 8 rows x 48 columns */
+        for (int64_t pj = 0; pj < n_panels; pj++) {
+            const int64_t j0 = panel * pj, cols = n - j0 < panel ? n - j0 : panel;
+            const int nv = (int)((cols + width - 1) / width);
+            const int last = (int)(cols - width * (nv - 1));
+            for (int64_t g0 = 0; g0 < n_tiles; g0 += GROUP) {
+                const int64_t g1 = g0 + GROUP < n_tiles ? g0 + GROUP : n_tiles;
+                for (int64_t p0 = 0; p0 < k; p0 += k_block) {
+                    const int64_t kl = k - p0 < k_block ? k - p0 : k_block;
+                    for (int64_t ti = g0; ti < g1; ti++) {
+                        const int64_t i0 = tile_rows * ti;
+                        const int rows = (int)(m - i0 < tile_rows ? m - i0 : tile_rows);
+                        float *pt = part + (ti - g0) * tile_rows * panel;
+                        tile(rows, nv, last, kl, alpha, a + i0 * sr + p0 * sk, sr, sk,
+                             b + p0 * ldb + j0, ldb, beta, c + i0 * ldc + j0, ldc,
+                             p0 > 0 ? pt : NULL, p0 + kl < k ? pt : NULL);
+                    }
+                }
+            }
+        }
+        return;
+    }
     const int64_t outer = panels_outer ? n_panels : n_tiles;
     const int64_t inner = panels_outer ? n_tiles : n_panels;
     for (int64_t o = 0; o < outer; o++)
@@ -203,7 +277,7 @@ static void sgemm_tiles(tile_fn tile, int tile_rows, int width, int trans_a, int
             const int rows = (int)(m - i0 < tile_rows ? m - i0 : tile_rows);
             const int nv = (int)((cols + width - 1) / width);
             tile(rows, nv, (int)(cols - width * (nv - 1)), k, alpha, a + i0 * sr, sr, sk,
-                 b + j0, ldb, beta, c + i0 * ldc + j0, ldc);
+                 b + j0, ldb, beta, c + i0 * ldc + j0, ldc, NULL, NULL);
         }
 }
 
@@ -212,10 +286,10 @@ void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, fl
                       float *c, int64_t ldc)
 {
     if (kind == FNN_SGEMM_AVX512)
-        sgemm_tiles(tile_avx512_any, 8, 16, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c,
+        sgemm_tiles(tile_avx512_any, 8, 16, 0, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c,
                     ldc);
     else if (kind == FNN_SGEMM_AVX2)
-        sgemm_tiles(tile_avx2_any, 4, 8, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        sgemm_tiles(tile_avx2_any, 4, 8, 64, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 #else /* no kernels in this build */

@@ -2314,6 +2314,19 @@ static void t_sgemm_kernel(int kind)
                     CHECK(memcmp(cs[1], cs[2], (size_t)(m * ldc) * sizeof(float)) == 0,
                           "trans_a %d m %lld n %lld k %lld: two threads differ", ta, (long long)m,
                           (long long)n, (long long)k);
+                    {   /* the last row alone: a one-row product walks a long k in
+                         * blocks (sgemm_tiles), a taller-than-wide one in one pass;
+                         * both must give the bits of the whole product's row */
+                        float *row = xcalloc(ldc, sizeof(float));
+                        memcpy(row, c0 + (m - 1) * ldc, (size_t)ldc * sizeof(float));
+                        const float *a_last = a + (m - 1) * (ta ? 1 : lda);
+                        fnn_sgemm_kernel(kind, ta, 1, n, k, alpha, a_last, lda, b, ldb, beta, row,
+                                         ldc);
+                        CHECK(memcmp(row, cs[0] + (m - 1) * ldc, (size_t)n * sizeof(float)) == 0,
+                              "trans_a %d m %lld n %lld k %lld: a row alone differs", ta,
+                              (long long)m, (long long)n, (long long)k);
+                        free(row);
+                    }
                     free(a);
                     free(b);
                     free(c0);
@@ -2337,9 +2350,10 @@ static void counted_dgemm(char *ta, char *tb, int *m, int *n, int *k, double *al
  * fnn_gemm_f64, against a long-double reference: row counts around the
  * 4-row tiles, widths around the 4-column vectors and 12-column panels,
  * both op(A) layouts, padded leading dimensions (the padding must stay
- * untouched) and alpha/beta.  fnn_gemm must use it for narrow products (no
- * BLAS call, the kernel's bits) and BLAS for wider ones or with the kernels
- * off; two threads must give the bits of one. */
+ * untouched) and alpha/beta.  fnn_gemm must use it for narrow products and
+ * those of a batch of at most 32 rows (no BLAS call, the kernel's bits) and
+ * BLAS for the others or with the kernels off; two threads must give the
+ * bits of one, and a row computed alone the bits of the whole product's. */
 static void t_dgemm_kernel(void)
 {
     if (fnn_sgemm_kernel_available() < FNN_SGEMM_AVX2) {
@@ -2376,8 +2390,10 @@ static void t_dgemm_kernel(void)
                     fnn_gemm_f64(&b1, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, cs[1], ldc);
                     const int blas_calls = counted_dgemm_calls;
                     fnn_gemm_f64(&b2, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, cs[2], ldc);
-                    /* fnn_gemm's own loop takes products of n * k <= 256 */
-                    const int expect_blas = n * k > 256 && n > 16;
+                    /* fnn_gemm's own loop takes products of n * k <= 256, the
+                     * kernel narrow ones and those of a batch of at most 32 rows
+                     * (m forward, k for a weight gradient: dense.c) */
+                    const int expect_blas = n * k > 256 && n > 16 && (ta ? k > 32 : m > 32);
                     CHECK((blas_calls > 0) == expect_blas,
                           "trans_a %d m %lld n %lld k %lld: %d BLAS calls, expected %s", ta,
                           (long long)m, (long long)n, (long long)k, blas_calls,
@@ -2419,6 +2435,16 @@ static void t_dgemm_kernel(void)
                         CHECK(memcmp(cs[0], cs[1], (size_t)(m * ldc) * sizeof(double)) == 0,
                               "trans_a %d m %lld n %lld k %lld: fnn_gemm differs from the kernel",
                               ta, (long long)m, (long long)n, (long long)k);
+                    {   /* the last row alone (blocked over a long k, see above) */
+                        double *row = xcalloc(ldc, sizeof(double));
+                        memcpy(row, c0 + (m - 1) * ldc, (size_t)ldc * sizeof(double));
+                        const double *a_last = a + (m - 1) * (ta ? 1 : lda);
+                        fnn_dgemm_kernel(ta, 1, n, k, alpha, a_last, lda, b, ldb, beta, row, ldc);
+                        CHECK(memcmp(row, cs[0] + (m - 1) * ldc, (size_t)n * sizeof(double)) == 0,
+                              "trans_a %d m %lld n %lld k %lld: a row alone differs", ta,
+                              (long long)m, (long long)n, (long long)k);
+                        free(row);
+                    }
                     free(a);
                     free(b);
                     free(c0);
