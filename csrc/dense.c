@@ -73,7 +73,7 @@ static int64_t pow2_blocks(int64_t x)
  * products were blocked over k:
  *   float, AVX-512: every product whose B is not transposed;
  *   AVX2, both types: narrow products (at most FNN_NARROW_COLS columns:
- *     output layers), weight gradients included (float 0.64-0.87, double
+ *     output layers), weight gradients included (float 0.64-0.74, double
  *     0.45-0.56 on the chapter network's 10 outputs);
  *   AVX2, both types: weight gradients op(A) = A^T of a mini-batch of at
  *     most FNN_AVX2_MAX_BATCH rows (k): chapter network float 0.86-0.99,
