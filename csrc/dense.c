@@ -133,14 +133,19 @@ static void own_kernel_f64(int kind, int trans_a, int64_t m, int64_t n, int64_t 
 #else /* type-generic body */
 
 /* The own kernel on n_threads threads: C is cut into near-equal
- * contiguous ranges of 8-row tiles or of 16-column units, whichever C has
- * more of.  Each element's value does not depend on the cut (see
+ * contiguous ranges of 8-row tiles or of one-vector column units, whichever C
+ * has more of.  Each element's value does not depend on the cut (see
  * sgemm_kernels.c, dgemm_kernels.c), so any thread count gives the same bits. */
 static void FN(own_kernel_parallel)(int kind, int trans_a, int64_t m, int64_t n, int64_t k,
                                     REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                                     int64_t ldb, REAL beta, REAL *c, int64_t ldc, int nt)
 {
-    const int64_t row_units = (m + 7) / 8, col_units = (n + 15) / 16;
+    /* Column units of one vector of the kernel: finer than its panels, so
+     * the parts stay even (the chapter network's 300 columns: 152/148 for
+     * float on AVX2, where 16-column units gave 160/140; 100 columns: 56/44
+     * instead of 64/36). */
+    const int64_t cu = REAL_IS_FLOAT ? (kind == FNN_SGEMM_AVX512 ? 16 : 8) : 4;
+    const int64_t row_units = (m + 7) / 8, col_units = (n + cu - 1) / cu;
     const int by_rows = row_units >= col_units;
     const int64_t units = by_rows ? row_units : col_units;
     int64_t parts = m * n * k > FNN_SPLIT_GEMM ? nt : 1;
@@ -155,7 +160,7 @@ static void FN(own_kernel_parallel)(int kind, int trans_a, int64_t m, int64_t n,
             FN(own_kernel)(kind, trans_a, i1 - i0, n, k, alpha, a + i0 * sr, lda, b, ldb, beta,
                            c + i0 * ldc, ldc);
         } else {
-            int64_t j0 = 16 * u0, j1 = 16 * u1 < n ? 16 * u1 : n;
+            int64_t j0 = cu * u0, j1 = cu * u1 < n ? cu * u1 : n;
             FN(own_kernel)(kind, trans_a, m, j1 - j0, k, alpha, a, lda, b + j0, ldb, beta, c + j0,
                            ldc);
         }
