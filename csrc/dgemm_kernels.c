@@ -114,56 +114,20 @@ static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k,
 #undef FNN_TILE_CASE
 #undef FNN_TILE_NV
 
-/* C in tiles of 4 x 12, walked as sgemm_kernels.c's sgemm_tiles: panels of
- * B outermost when B is the larger operand, row tiles of A otherwise.  A
- * forward product's panel of B (k x 12) is read once per row tile: for a
- * long k (the chapter network's 784 inputs, 75 KB) it is walked in blocks of
- * K_BLOCK rows that stay in L1 across a group of GROUP row tiles, whose
- * partial sums wait in `part` (each element's sum over k keeps its order,
- * so the result is the same bits as without blocks). */
+typedef void (*tile_fn)(int rows, int nv, int last, int64_t k, double alpha, const double *a,
+                        int64_t sr, int64_t sk, const double *b, int64_t ldb, double beta,
+                        double *c, int64_t ldc, const double *pin, double *pout);
+#define TW_REAL double
+#define TW_NAME dgemm_tiles
+#include "tile_walk.h"
+
+/* C in tiles of 4 x 12, a forward product's long k in blocks of 64 rows
+ * (tile_walk.h). */
 void fnn_dgemm_kernel(int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
                       const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                       double *c, int64_t ldc)
 {
-    enum { TILE_ROWS = 4, WIDTH = 4, PANEL = 3 * WIDTH, K_BLOCK = 64, GROUP = 8 };
-    const int64_t sr = trans_a ? 1 : lda, sk = trans_a ? lda : 1;
-    const int panels_outer = n >= m;
-    const int64_t n_panels = (n + PANEL - 1) / PANEL, n_tiles = (m + TILE_ROWS - 1) / TILE_ROWS;
-    if (panels_outer && k > K_BLOCK) {
-        double part[GROUP * TILE_ROWS * PANEL];
-        for (int64_t pj = 0; pj < n_panels; pj++) {
-            const int64_t j0 = PANEL * pj, cols = n - j0 < PANEL ? n - j0 : PANEL;
-            const int nv = (int)((cols + WIDTH - 1) / WIDTH);
-            const int last = (int)(cols - WIDTH * (nv - 1));
-            for (int64_t g0 = 0; g0 < n_tiles; g0 += GROUP) {
-                const int64_t g1 = g0 + GROUP < n_tiles ? g0 + GROUP : n_tiles;
-                for (int64_t p0 = 0; p0 < k; p0 += K_BLOCK) {
-                    const int64_t kl = k - p0 < K_BLOCK ? k - p0 : K_BLOCK;
-                    for (int64_t ti = g0; ti < g1; ti++) {
-                        const int64_t i0 = TILE_ROWS * ti;
-                        const int rows = (int)(m - i0 < TILE_ROWS ? m - i0 : TILE_ROWS);
-                        double *pt = part + (ti - g0) * TILE_ROWS * PANEL;
-                        tile_avx2_any(rows, nv, last, kl, alpha, a + i0 * sr + p0 * sk, sr, sk,
-                                      b + p0 * ldb + j0, ldb, beta, c + i0 * ldc + j0, ldc,
-                                      p0 > 0 ? pt : NULL, p0 + kl < k ? pt : NULL);
-                    }
-                }
-            }
-        }
-        return;
-    }
-    const int64_t outer = panels_outer ? n_panels : n_tiles;
-    const int64_t inner = panels_outer ? n_tiles : n_panels;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t q = 0; q < inner; q++) {
-            const int64_t pj = panels_outer ? o : q, ti = panels_outer ? q : o;
-            const int64_t j0 = PANEL * pj, i0 = TILE_ROWS * ti;
-            const int64_t cols = n - j0 < PANEL ? n - j0 : PANEL;
-            const int rows = (int)(m - i0 < TILE_ROWS ? m - i0 : TILE_ROWS);
-            const int nv = (int)((cols + WIDTH - 1) / WIDTH);
-            tile_avx2_any(rows, nv, (int)(cols - WIDTH * (nv - 1)), k, alpha, a + i0 * sr, sr,
-                          sk, b + j0, ldb, beta, c + i0 * ldc + j0, ldc, NULL, NULL);
-        }
+    dgemm_tiles(tile_avx2_any, 4, 4, 64, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 #else /* no kernels in this build */

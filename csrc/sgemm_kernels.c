@@ -222,64 +222,9 @@ static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k,
 #undef FNN_TILE_CASE_AVX2
 #undef FNN_TILE_NV
 
-/* C in tiles of tile_rows x (3 vectors of `width` columns).  Keep the
- * smaller operand cache-resident and stream the larger once: panels of B
- * outermost when B is the larger (a forward product's weights), row tiles of
- * A outermost otherwise (a weight gradient's inputs).  With panels outermost
- * and a long k, a panel (k x 3 vectors) is walked in blocks of K_BLOCK rows
- * that stay in L1 across a group of up to GROUP row tiles, whose partial
- * sums wait in `part` (each element's sum over k keeps its order: the same
- * bits as one pass).  Measured on Zen 3 (AVX2, one core, float64 kernel):
- * the chapter network's 32 x 784 x 300 forward product went from 1.1-1.6x
- * OpenBLAS's time to 0.86-0.90x with blocks of 64 rows (256: 1.0-1.1x);
- * dgemm_kernels.c walks its tiles the same way.  The AVX-512 kernel is not
- * blocked (k_block 0): it was measured, and beat OpenBLAS, without. */
-enum { GROUP = 8 };
-static void sgemm_tiles(tile_fn tile, int tile_rows, int width, int64_t k_block, int trans_a, int64_t m,
-                        int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
-                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
-{
-    /* Element (r, p) of op(A) is a[r * sr + p * sk]. */
-    const int64_t sr = trans_a ? 1 : lda, sk = trans_a ? lda : 1;
-    const int64_t panel = 3 * (int64_t)width;
-    const int panels_outer = n >= m; /* B (k x n) at least as large as op(A) (m x k) */
-    const int64_t n_panels = (n + panel - 1) / panel, n_tiles = (m + tile_rows - 1) / tile_rows;
-    if (k_block > 0 && panels_outer && k > k_block) {
-        float part[GROUP * 8 * 48]; /* GROUP tiles of at most 8 rows x 48 columns */
-        for (int64_t pj = 0; pj < n_panels; pj++) {
-            const int64_t j0 = panel * pj, cols = n - j0 < panel ? n - j0 : panel;
-            const int nv = (int)((cols + width - 1) / width);
-            const int last = (int)(cols - width * (nv - 1));
-            for (int64_t g0 = 0; g0 < n_tiles; g0 += GROUP) {
-                const int64_t g1 = g0 + GROUP < n_tiles ? g0 + GROUP : n_tiles;
-                for (int64_t p0 = 0; p0 < k; p0 += k_block) {
-                    const int64_t kl = k - p0 < k_block ? k - p0 : k_block;
-                    for (int64_t ti = g0; ti < g1; ti++) {
-                        const int64_t i0 = tile_rows * ti;
-                        const int rows = (int)(m - i0 < tile_rows ? m - i0 : tile_rows);
-                        float *pt = part + (ti - g0) * tile_rows * panel;
-                        tile(rows, nv, last, kl, alpha, a + i0 * sr + p0 * sk, sr, sk,
-                             b + p0 * ldb + j0, ldb, beta, c + i0 * ldc + j0, ldc,
-                             p0 > 0 ? pt : NULL, p0 + kl < k ? pt : NULL);
-                    }
-                }
-            }
-        }
-        return;
-    }
-    const int64_t outer = panels_outer ? n_panels : n_tiles;
-    const int64_t inner = panels_outer ? n_tiles : n_panels;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t q = 0; q < inner; q++) {
-            const int64_t pj = panels_outer ? o : q, ti = panels_outer ? q : o;
-            const int64_t j0 = panel * pj, i0 = tile_rows * ti;
-            const int64_t cols = n - j0 < panel ? n - j0 : panel;
-            const int rows = (int)(m - i0 < tile_rows ? m - i0 : tile_rows);
-            const int nv = (int)((cols + width - 1) / width);
-            tile(rows, nv, (int)(cols - width * (nv - 1)), k, alpha, a + i0 * sr, sr, sk,
-                 b + j0, ldb, beta, c + i0 * ldc + j0, ldc, NULL, NULL);
-        }
-}
+#define TW_REAL float
+#define TW_NAME sgemm_tiles
+#include "tile_walk.h"
 
 void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
