@@ -102,88 +102,23 @@ tile_avx512(const int rows, const int nv, int last, int64_t k, float alpha, cons
 }
 
 /* The same with 8-column vectors in 16 registers: 4 rows by 1..3 vectors
- * (12 accumulators).  full (last == 8) is a constant too: full tiles use
- * plain loads and stores, as AMD's masked stores are microcoded (see
- * dgemm_kernels.c).  part_in/part_out carry a partial sum over k between
- * the calls of a blocked walk (sgemm_tiles). */
-static inline __attribute__((always_inline)) FNN_TARGET_AVX2 void
-tile_avx2(const int rows, const int nv, const int full, int last, int64_t k, float alpha,
-          const float *a, int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta,
-          float *c, int64_t ldc, const float *part_in, float *part_out)
-{
-    __m256 acc[4][3];
-    __m256i mask[3];
-    const __m256i tail =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(last), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    for (int v = 0; v < 3; v++) mask[v] = v < nv - 1 ? _mm256_set1_epi32(-1) : tail;
-#pragma GCC unroll 4
-    for (int r = 0; r < rows; r++)
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++)
-            acc[r][v] = part_in != NULL ? _mm256_loadu_ps(part_in + 24 * r + 8 * v)
-                                        : _mm256_setzero_ps();
-    for (int64_t p = 0; p < k; p++) {
-        const float *bp = b + p * ldb, *ap = a + p * sk;
-        __m256 bv[3];
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++)
-            bv[v] = full || v < nv - 1 ? _mm256_loadu_ps(bp + 8 * v)
-                                       : _mm256_maskload_ps(bp + 8 * v, mask[v]);
-#pragma GCC unroll 4
-        for (int r = 0; r < rows; r++) {
-            const __m256 ar = _mm256_broadcast_ss(ap + r * sr);
-#pragma GCC unroll 3
-            for (int v = 0; v < nv; v++) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
-        }
-    }
-    if (part_out != NULL) {
-#pragma GCC unroll 4
-        for (int r = 0; r < rows; r++)
-#pragma GCC unroll 3
-            for (int v = 0; v < nv; v++) _mm256_storeu_ps(part_out + 24 * r + 8 * v, acc[r][v]);
-        return;
-    }
-    const __m256 al = _mm256_set1_ps(alpha), be = _mm256_set1_ps(beta);
-#pragma GCC unroll 4
-    for (int r = 0; r < rows; r++)
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) {
-            float *cp = c + r * ldc + 8 * v;
-            __m256 out = alpha == 1 ? acc[r][v] : _mm256_mul_ps(al, acc[r][v]);
-            if (full || v < nv - 1) {
-                if (beta != 0)
-                    out = _mm256_fmadd_ps(be, _mm256_loadu_ps(cp), out);
-                _mm256_storeu_ps(cp, out);
-            } else {
-                if (beta != 0)
-                    out = _mm256_fmadd_ps(be, _mm256_maskload_ps(cp, mask[v]), out);
-                _mm256_maskstore_ps(cp, mask[v], out);
-            }
-        }
-}
+ * (12 accumulators), tile_avx2.h, shared with the double kernel. */
+#define TW_REAL float
+#include "tile_avx2.h"
 
-/* One tile with its shape picked at run time among the compiled ones. */
+/* One tile with its shape picked at run time among the compiled ones
+ * (tile_avx2_any, tile_avx512_any). */
 typedef void (*tile_fn)(int rows, int nv, int last, int64_t k, float alpha, const float *a,
                         int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta,
                         float *c, int64_t ldc, const float *pin, float *pout);
-#define FNN_TILE_NV(TILE, R, ...)                                                         \
-    if (nv == 3)                                                                          \
-        TILE(R, 3, __VA_ARGS__ last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
-    else if (nv == 2)                                                                     \
-        TILE(R, 2, __VA_ARGS__ last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
-    else                                                                                  \
-        TILE(R, 1, __VA_ARGS__ last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout);
-#define FNN_TILE_CASE_512(R)                                                         \
-    case R:                                                                          \
-        FNN_TILE_NV(tile_avx512, R, )                                                \
-        break;
-#define FNN_TILE_CASE_AVX2(R)                                                        \
-    case R:                                                                          \
-        if (last == 8) {                                                             \
-            FNN_TILE_NV(tile_avx2, R, 1, )                                           \
-        } else {                                                                     \
-            FNN_TILE_NV(tile_avx2, R, 0, )                                           \
-        }                                                                            \
+#define FNN_TILE_CASE_512(R)                                                              \
+    case R:                                                                               \
+        if (nv == 3)                                                                      \
+            tile_avx512(R, 3, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
+        else if (nv == 2)                                                                 \
+            tile_avx512(R, 2, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
+        else                                                                              \
+            tile_avx512(R, 1, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
         break;
 static FNN_TARGET_AVX512 void tile_avx512_any(int rows, int nv, int last, int64_t k,
                                               float alpha, const float *a, int64_t sr,
@@ -204,25 +139,8 @@ static FNN_TARGET_AVX512 void tile_avx512_any(int rows, int nv, int last, int64_
         break;
     }
 }
-static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k, float alpha,
-                                          const float *a, int64_t sr, int64_t sk,
-                                          const float *b, int64_t ldb, float beta, float *c,
-                                          int64_t ldc, const float *pin, float *pout)
-{
-    switch (rows) {
-        FNN_TILE_CASE_AVX2(4)
-        FNN_TILE_CASE_AVX2(3)
-        FNN_TILE_CASE_AVX2(2)
-        FNN_TILE_CASE_AVX2(1)
-    default:
-        break;
-    }
-}
 #undef FNN_TILE_CASE_512
-#undef FNN_TILE_CASE_AVX2
-#undef FNN_TILE_NV
 
-#define TW_REAL float
 #define TW_NAME sgemm_tiles
 #include "tile_walk.h"
 
