@@ -61,7 +61,8 @@ def parse_args(argv=None):
     ap.add_argument("--processes", type=int, default=1,
                     help="fresh worker processes per measurement, each doing --repeat runs; "
                          "min over all is reported (a process can be slow throughout: on a "
-                         "shared VM, 2-thread fits were bimodal between processes)")
+                         "shared VM, 2-thread fits were bimodal between processes); the "
+                         "plan runs this many rounds, one process per measurement each")
     ap.add_argument("--load", type=int, default=0, metavar="N",
                     help="start N busy processes (a Python busy loop each) for the whole run and stop "
                          "them at the end: times on a machine busy with other work; implies --scaling "
@@ -263,7 +264,9 @@ def report(info, results, args) -> str:
         out.append(f"- **under load**: {args.load} busy processes (`python -c 'while True: pass'`) ran "
                    "beside every measurement; no process pinned to CPUs")
     out.append(f"- mode: {'--quick (smoke sizes)' if args.quick else 'full'}, repeat {args.repeat} "
-               f"in each of {args.processes} fresh process(es) per measurement (min reported)")
+               f"in each of {args.processes} fresh process(es) per measurement (min reported)"
+               + (f"; the plan ran {args.processes} rounds, one process of every measurement "
+                  "per round" if args.processes > 1 else ""))
     out.append("")
 
     scaling = args.scaling and N > 1
@@ -406,11 +409,10 @@ def plan(args):
     return jobs
 
 
-def best_of_processes(peer, name, threads, args):
-    """run_worker args.processes times; the fastest process's result, with
-    every run's time kept (times_by_process); for the sgemm probe, the
+def best_of_processes(runs):
+    """One measurement's worker runs combined: the fastest process's result,
+    with every run's time kept (times_by_process); for the sgemm probe, the
     highest rate."""
-    runs = [run_worker(peer, name, threads, args) for _ in range(args.processes)]
     rates = [r for r in runs if r.get("status") == "ok" and "sgemm_gflops" in r]
     if rates:  # the machine's sgemm rate: the fastest process
         return max(rates, key=lambda r: r["sgemm_gflops"])
@@ -424,19 +426,29 @@ def best_of_processes(peer, name, threads, args):
 
 
 def run_plan(args, results):
-    """Every measurement of the plan, appended to results as it finishes."""
+    """Every measurement of the plan, appended to results.  With --processes
+    N the whole plan runs N times over, each measurement's processes spread
+    across the run: on a shared VM the machine is slow for stretches of tens
+    of seconds, and a stretch then slows one process of every peer instead of
+    all processes of the few peers measured in it."""
+    jobs, runs = [], {}
     for peer, name, threads in plan(args):
         w = workloads.get(name, args.quick)
         base = {"peer": peer, "workload": name, "threads": threads}
         why = peer_missing(peer) if peer != "sgemm" else None
+        if not why and workloads.peer_unsupported(peer, w):
+            why = workloads.peer_unsupported(peer, w)
         if why:
-            res = dict(base, status="skipped", note=why)
-        elif workloads.peer_unsupported(peer, w):
-            res = dict(base, status="skipped", note=workloads.peer_unsupported(peer, w))
+            results.append(dict(base, status="skipped", note=why))
+            _progress(results[-1])
         else:
-            res = best_of_processes(peer, name, threads, args)
-        _progress(res)
-        results.append(res)
+            jobs.append((peer, name, threads))
+    for _ in range(args.processes):
+        for job in jobs:
+            res = run_worker(*job, args)
+            _progress(res)
+            runs.setdefault(job, []).append(res)
+    results.extend(best_of_processes(runs[job]) for job in jobs)
 
 
 def main(argv=None):

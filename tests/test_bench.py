@@ -212,3 +212,28 @@ def test_jax_peer_trains_as_keras_does(changes):
             k += 1
     # and the moves are real: the weights left their starting point
     assert np.abs(np.asarray(params[0]["W"]) - start).max() > 1e-3
+
+
+def test_processes_are_spread_over_rounds_of_the_whole_plan(monkeypatch):
+    """--processes N runs the plan N times over (one process of every
+    measurement per round) and reports each measurement's fastest process."""
+    calls = []
+
+    def fake_worker(peer, name, threads, args):
+        calls.append((peer, name, threads))
+        t = 1.0 + 0.1 * len(calls)
+        return {"peer": peer, "workload": name, "threads": threads, "status": "ok",
+                "seconds": t, "times": [t]}
+
+    monkeypatch.setattr(bench_run, "run_worker", fake_worker)
+    monkeypatch.setattr(bench_run, "peer_missing", lambda peer: None)
+    args = bench_run.parse_args(["--workloads", "tiny,chapter", "--peers", "fastnn",
+                                 "--processes", "3", "--scaling"])
+    results = []
+    bench_run.run_plan(args, results)
+    plan = bench_run.plan(args)
+    assert calls == plan * 3
+    assert [(r["peer"], r["workload"], r["threads"]) for r in results] == plan
+    for i, r in enumerate(results):  # the first round's process was the fastest
+        assert r["seconds"] == 1.0 + 0.1 * (i + 1)
+        assert len(r["times_by_process"]) == 3
