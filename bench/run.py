@@ -435,9 +435,7 @@ def run_plan(args, results):
     for peer, name, threads in plan(args):
         w = workloads.get(name, args.quick)
         base = {"peer": peer, "workload": name, "threads": threads}
-        why = peer_missing(peer) if peer != "sgemm" else None
-        if not why and workloads.peer_unsupported(peer, w):
-            why = workloads.peer_unsupported(peer, w)
+        why = (peer_missing(peer) if peer != "sgemm" else None) or workloads.peer_unsupported(peer, w)
         if why:
             results.append(dict(base, status="skipped", note=why))
             _progress(results[-1])
