@@ -26,6 +26,13 @@
 #define FNN_SPLIT_GEMM (1 << 18)
 #endif
 
+/* A batch's rows lie scattered over X (a shuffled order), and copying them is
+ * bound by memory, not arithmetic: each thread's copies wait on memory
+ * independently, so two threads gather a 32-row chapter batch (25088
+ * elements) faster than one.  Per epoch on 2 cores, phase timers, best of
+ * three processes each: float32 20 ms against 28, float64 30 against 52. */
+#define FNN_SPLIT_GATHER 8192
+
 /* The processors this machine has (not the threads a call may use): a
  * property of the machine, so blockings derived from it do not change
  * between fits, processes or thread counts on it. */
@@ -359,7 +366,9 @@ void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64
 {
     const int64_t n_cols = data->n_cols;
     const int other = data->x_other_type != 0;
-    int64_t work = rows * n_cols;
+    /* Split across the threads from FNN_SPLIT_GATHER elements on, far below
+     * FNN_OMP_MIN_WORK (FNN_PAR_FOR splits any work above that). */
+    const int64_t work = rows * n_cols >= FNN_SPLIT_GATHER ? INT64_MAX : 0;
     if (data->csr_indptr != NULL) {
         const REAL *val = (const REAL *)data->csr_data;
         const OTHER_REAL *oval = (const OTHER_REAL *)data->csr_data;

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import numpy as np
+import scipy.sparse
 import pytest
 
 from fastnn import MLPClassifier, MLPRegressor, _core
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 PARENT = """
 import os, sys
 import numpy as np
+import scipy.sparse
 from fastnn import MLPClassifier, _core
 rng = np.random.RandomState(0)
 X = rng.randn(2000, 100).astype(np.float32)
@@ -134,6 +136,34 @@ def test_thread_choice_changes_no_bit(monkeypatch, dtype):
     for other in (fixed, one):
         assert all(np.array_equal(a, b) for a, b in zip(adaptive[0], other[0]))
         assert adaptive[1] == other[1]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided", "float64_to_float32", "csr"])
+def test_batches_gathered_on_two_threads_give_one_threads_model(monkeypatch, layout):
+    """Batches of 50 x 300 elements are gathered on both threads (from
+    csrc/dense.c's FNN_SPLIT_GATHER, 8192, on): every layout of X trains the
+    model one thread trains, bit for bit."""
+    from threadpoolctl import threadpool_limits
+    rng = np.random.RandomState(2)
+    wide = rng.randn(600, 600)
+    y = rng.randint(0, 3, 600)
+    kw = dict(hidden_layer_sizes=(20,), batch_size=50, max_iter=2, random_state=0)
+    if layout == "contiguous":
+        X = np.ascontiguousarray(wide[:, :300], dtype=np.float32)
+    elif layout == "strided":
+        X = wide[:, ::2]
+        assert not X.flags.c_contiguous
+    elif layout == "float64_to_float32":
+        X = np.ascontiguousarray(wide[:, :300])
+        kw["dtype"] = "float32"
+    else:
+        X = scipy.sparse.csr_matrix(wide[:, :300] * (rng.rand(600, 300) < 0.3))
+    monkeypatch.setenv("FASTNN_THREADS", "fixed")
+    two = _fit(MLPClassifier(**kw), X, y)
+    with threadpool_limits(1):
+        one = _fit(MLPClassifier(**kw), X, y)
+    assert all(np.array_equal(a, b) for a, b in zip(two[0], one[0]))
+    assert two[1] == one[1]
 
 
 def test_thread_setting_is_validated(monkeypatch):
