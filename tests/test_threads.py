@@ -11,8 +11,8 @@ import sys
 import textwrap
 
 import numpy as np
-import scipy.sparse
 import pytest
+import scipy.sparse
 
 from fastnn import MLPClassifier, MLPRegressor, _core
 from fastnn._threads import adaptive_threads
@@ -25,7 +25,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 PARENT = """
 import os, sys
 import numpy as np
-import scipy.sparse
 from fastnn import MLPClassifier, _core
 rng = np.random.RandomState(0)
 X = rng.randn(2000, 100).astype(np.float32)
