@@ -20,9 +20,6 @@
 
 #define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
-typedef void (*tile_fn)(int rows, int nv, int last, int64_t k, double alpha, const double *a,
-                        int64_t sr, int64_t sk, const double *b, int64_t ldb, double beta,
-                        double *c, int64_t ldc, const double *pin, double *pout);
 #define TW_REAL double
 #define TW_REAL_IS_DOUBLE
 #define TW_NAME dgemm_tiles

@@ -106,11 +106,7 @@ tile_avx512(const int rows, const int nv, int last, int64_t k, float alpha, cons
 #define TW_REAL float
 #include "tile_avx2.h"
 
-/* One tile with its shape picked at run time among the compiled ones
- * (tile_avx2_any, tile_avx512_any). */
-typedef void (*tile_fn)(int rows, int nv, int last, int64_t k, float alpha, const float *a,
-                        int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta,
-                        float *c, int64_t ldc, const float *pin, float *pout);
+/* One AVX-512 tile with its shape picked at run time among the compiled ones. */
 #define FNN_TILE_CASE_512(R)                                                              \
     case R:                                                                               \
         if (nv == 3)                                                                      \

@@ -1,9 +1,15 @@
 /*
  * tile_walk.h -- the walk over C's tiles that the own kernels share
  * (sgemm_kernels.c, dgemm_kernels.c), written once for both element types:
- * define TW_REAL (the type) and TW_NAME (the function's name), and a
- * `tile_fn` type of that element type, then include this file.
+ * define TW_REAL (the type) and TW_NAME (the function's name), then include
+ * this file.
  */
+
+/* One tile of C with its shape picked at run time (tile_avx2.h's
+ * tile_avx2_any, sgemm_kernels.c's tile_avx512_any). */
+typedef void (*tile_fn)(int rows, int nv, int last, int64_t k, TW_REAL alpha, const TW_REAL *a,
+                        int64_t sr, int64_t sk, const TW_REAL *b, int64_t ldb, TW_REAL beta,
+                        TW_REAL *c, int64_t ldc, const TW_REAL *pin, TW_REAL *pout);
 
 /* C in tiles of tile_rows x (3 vectors of `width` columns).  Keep the
  * smaller operand cache-resident and stream the larger once: panels of B

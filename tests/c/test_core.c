@@ -2248,6 +2248,30 @@ static void t_registry(void)
  * around the vector and panel widths, both op(A) layouts, padded leading
  * dimensions (the padding must stay untouched) and alpha/beta; two threads
  * (a split C) must give the bits of one. */
+/* The last row of the kernel's product (C is m x n, leading dimension ldc,
+ * starting from c0) computed alone has the bits of that row of `whole`, the
+ * product computed at once: a one-row product walks a long k in blocks
+ * (tile_walk.h), a taller-than-wide one in one pass.  f32: the float kernel
+ * `kind`, else the double kernel. */
+static int row_alone_same(int f32, int kind, int ta, int64_t m, int64_t n, int64_t k,
+                          double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
+                          double beta, const void *c0, const void *whole, int64_t ldc)
+{
+    const size_t es = esz(f32);
+    const size_t row_start = (size_t)((m - 1) * ldc) * es;
+    void *row = xcalloc(ldc, es);
+    memcpy(row, (const char *)c0 + row_start, (size_t)ldc * es);
+    const void *a_last = (const char *)a + (size_t)((m - 1) * (ta ? 1 : lda)) * es;
+    if (f32)
+        fnn_sgemm_kernel(kind, ta, 1, n, k, (float)alpha, a_last, lda, b, ldb, (float)beta, row,
+                         ldc);
+    else
+        fnn_dgemm_kernel(ta, 1, n, k, alpha, a_last, lda, b, ldb, beta, row, ldc);
+    const int same = memcmp(row, (const char *)whole + row_start, (size_t)n * es) == 0;
+    free(row);
+    return same;
+}
+
 static void t_sgemm_kernel(int kind)
 {
     if (fnn_sgemm_kernel_available() < kind) {
@@ -2314,19 +2338,10 @@ static void t_sgemm_kernel(int kind)
                     CHECK(memcmp(cs[1], cs[2], (size_t)(m * ldc) * sizeof(float)) == 0,
                           "trans_a %d m %lld n %lld k %lld: two threads differ", ta, (long long)m,
                           (long long)n, (long long)k);
-                    {   /* the last row alone: a one-row product walks a long k in
-                         * blocks (sgemm_tiles), a taller-than-wide one in one pass;
-                         * both must give the bits of the whole product's row */
-                        float *row = xcalloc(ldc, sizeof(float));
-                        memcpy(row, c0 + (m - 1) * ldc, (size_t)ldc * sizeof(float));
-                        const float *a_last = a + (m - 1) * (ta ? 1 : lda);
-                        fnn_sgemm_kernel(kind, ta, 1, n, k, alpha, a_last, lda, b, ldb, beta, row,
-                                         ldc);
-                        CHECK(memcmp(row, cs[0] + (m - 1) * ldc, (size_t)n * sizeof(float)) == 0,
-                              "trans_a %d m %lld n %lld k %lld: a row alone differs", ta,
-                              (long long)m, (long long)n, (long long)k);
-                        free(row);
-                    }
+                    CHECK(row_alone_same(1, kind, ta, m, n, k, alpha, a, lda, b, ldb, beta, c0,
+                                         cs[0], ldc),
+                          "trans_a %d m %lld n %lld k %lld: a row alone differs", ta, (long long)m,
+                          (long long)n, (long long)k);
                     free(a);
                     free(b);
                     free(c0);
@@ -2435,16 +2450,10 @@ static void t_dgemm_kernel(void)
                         CHECK(memcmp(cs[0], cs[1], (size_t)(m * ldc) * sizeof(double)) == 0,
                               "trans_a %d m %lld n %lld k %lld: fnn_gemm differs from the kernel",
                               ta, (long long)m, (long long)n, (long long)k);
-                    {   /* the last row alone (blocked over a long k, see above) */
-                        double *row = xcalloc(ldc, sizeof(double));
-                        memcpy(row, c0 + (m - 1) * ldc, (size_t)ldc * sizeof(double));
-                        const double *a_last = a + (m - 1) * (ta ? 1 : lda);
-                        fnn_dgemm_kernel(ta, 1, n, k, alpha, a_last, lda, b, ldb, beta, row, ldc);
-                        CHECK(memcmp(row, cs[0] + (m - 1) * ldc, (size_t)n * sizeof(double)) == 0,
-                              "trans_a %d m %lld n %lld k %lld: a row alone differs", ta,
-                              (long long)m, (long long)n, (long long)k);
-                        free(row);
-                    }
+                    CHECK(row_alone_same(0, FNN_SGEMM_AVX2, ta, m, n, k, alpha, a, lda, b, ldb,
+                                         beta, c0, cs[0], ldc),
+                          "trans_a %d m %lld n %lld k %lld: a row alone differs", ta, (long long)m,
+                          (long long)n, (long long)k);
                     free(a);
                     free(b);
                     free(c0);
