@@ -73,28 +73,50 @@ static int64_t pow2_blocks(int64_t x)
  * product's shape, never of timings taken at run time: a given machine
  * always sends a given product down the same path, so the same fit gives the
  * same bits in every process.  The shape classes come from single-threaded
- * timings of each kernel against OpenBLAS (its Haswell kernels), interleaved,
- * best of many calls, several runs each on Zen 3 (and the AVX-512 ones on
- * Zen 4, see sgemm_kernels.c); the AVX2 figures are own time / OpenBLAS
- * time, after full tiles stopped using masked stores and long forward
- * products were blocked over k:
- *   float, AVX-512: every product whose B is not transposed;
- *   AVX2, both types: narrow products (at most FNN_NARROW_COLS columns:
- *     output layers), weight gradients included (float 0.64-0.74, double
- *     0.45-0.56 on the chapter network's 10 outputs);
- *   AVX2, both types: weight gradients op(A) = A^T of a mini-batch of at
- *     most FNN_AVX2_MAX_BATCH rows (k): chapter network float 0.86-0.99,
- *     double 0.82-0.90 (at 64 rows float 0.98, double 1.07-1.37; at 200,
- *     1.2-1.7);
- *   AVX2: forward products (op(A) = A) of at most FNN_AVX2_MAX_ROWS_F32
- *     (float) or FNN_AVX2_MAX_ROWS_F64 (double) rows: chapter network at 32
- *     rows float 0.61-0.67, double 0.86-0.90; at 64 rows float 0.77-0.87,
- *     double 0.99-1.05; at 200 rows float 0.95-1.05.
- * Everything else stays in BLAS (the wide workload's 512-row products:
- * 2-2.2x).  In a training step the kernels gain more than these figures:
- * they read the weights in place where BLAS packs them, and write a weight
- * gradient once where BLAS first zeroes it.
+ * timings of each kernel against OpenBLAS, interleaved, best of many calls,
+ * several runs each; the figures are own time / OpenBLAS time.
+ *
+ * AVX-512 (float and double; Sapphire Rapids against OpenBLAS's SkylakeX
+ * kernels): the kernels read B in place, unpacked, so they win while B (a
+ * forward product's weights) or C (a weight gradient) stays in L2 and its
+ * pages in the TLB, and lose 2-3.5x on large ones:
+ *   forward (op(A) = A) of at most FNN_AVX512_MAX_ROWS rows with B of at
+ *     most FNN_AVX512_MAX_BYTES: the chapter network at 32 rows float
+ *     0.58 (784 x 300), 0.92 (300 x 100), double 0.77, 0.86; at 256 rows
+ *     float 0.97, double 0.89; but 512 x 2048 x 1024 float 2.3, double 2.5,
+ *     32 x 2048 x 2048 float 1.23, double 2.2 (16 and 32 MB of B), 512 x 300
+ *     x 784 double 1.6;
+ *   weight gradients (op(A) = A^T) of a batch of at most FNN_AVX512_MAX_BATCH
+ *     rows (k) with C of at most FNN_AVX512_MAX_BYTES: chapter network float
+ *     0.80, double 0.77 (784 x 300; 300 x 100: 1.14, 1.15), at 64 rows 0.90,
+ *     0.88; but at 128 rows 1.0-1.24, and 2048 x 2048 x 64 float 1.14,
+ *     double 1.37;
+ *   narrow products (output layers): float 0.56-0.99, double 0.46-0.89
+ *     (the chapter network's 10-output weight gradient 1.05, 1.39: about a
+ *     microsecond).
+ * (On Zen 4 the float kernel had matched OpenBLAS on the large products.)
+ *
+ * AVX2, both types (Zen 3, against OpenBLAS's Haswell kernels, after full
+ * tiles stopped using masked stores and long forward products were blocked
+ * over k):
+ *   narrow products (at most FNN_NARROW_COLS columns: output layers),
+ *     weight gradients included (float 0.64-0.74, double 0.45-0.56 on the
+ *     chapter network's 10 outputs);
+ *   weight gradients of a mini-batch of at most FNN_AVX2_MAX_BATCH rows (k):
+ *     chapter network float 0.86-0.99, double 0.82-0.90 (at 64 rows float
+ *     0.98, double 1.07-1.37; at 200, 1.2-1.7);
+ *   forward products of at most FNN_AVX2_MAX_ROWS_F32 (float) or
+ *     FNN_AVX2_MAX_ROWS_F64 (double) rows: chapter network at 32 rows float
+ *     0.61-0.67, double 0.86-0.90; at 64 rows float 0.77-0.87, double
+ *     0.99-1.05; at 200 rows float 0.95-1.05.
+ * Everything else stays in BLAS (the wide workload's 512-row products).  In
+ * a training step the kernels gain more than these figures: they read the
+ * weights in place where BLAS packs them, and write a weight gradient once
+ * where BLAS first zeroes it.
  */
+#define FNN_AVX512_MAX_ROWS 256
+#define FNN_AVX512_MAX_BATCH 64
+#define FNN_AVX512_MAX_BYTES (2 << 20)
 #define FNN_AVX2_MAX_ROWS_F32 64
 #define FNN_AVX2_MAX_ROWS_F64 32
 #define FNN_AVX2_MAX_BATCH 32
@@ -110,16 +132,20 @@ static int own_kernel_for(int is_float, int setting, int trans_a, int trans_b, i
     const int kind = cpu < setting ? cpu : setting;
     if (kind == FNN_SGEMM_OFF)
         return FNN_SGEMM_OFF;
-    if (is_float && kind == FNN_SGEMM_AVX512)
+    if (n <= FNN_NARROW_COLS)
         return kind;
-    /* AVX2 (the double kernel is AVX2 on AVX-512 CPUs too) */
+    if (kind == FNN_SGEMM_AVX512) {
+        /* the operand that is not streamed: B forward, C for a weight gradient */
+        const int64_t kept_bytes = (trans_a ? m : k) * n * (is_float ? 4 : 8);
+        const int small_batch =
+            trans_a ? k <= FNN_AVX512_MAX_BATCH : m <= FNN_AVX512_MAX_ROWS;
+        return small_batch && kept_bytes <= FNN_AVX512_MAX_BYTES ? kind : FNN_SGEMM_OFF;
+    }
     const int64_t max_rows = is_float ? FNN_AVX2_MAX_ROWS_F32 : FNN_AVX2_MAX_ROWS_F64;
-    if (n <= FNN_NARROW_COLS || (trans_a ? k <= FNN_AVX2_MAX_BATCH : m <= max_rows))
-        return FNN_SGEMM_AVX2;
-    return FNN_SGEMM_OFF;
+    return (trans_a ? k <= FNN_AVX2_MAX_BATCH : m <= max_rows) ? kind : FNN_SGEMM_OFF;
 }
 
-/* The kernels under one generic name (the double kernel has one kind). */
+/* The kernels under one generic name. */
 static void own_kernel_f32(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
                            const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                            float *c, int64_t ldc)
@@ -130,8 +156,7 @@ static void own_kernel_f64(int kind, int trans_a, int64_t m, int64_t n, int64_t 
                            const double *a, int64_t lda, const double *b, int64_t ldb,
                            double beta, double *c, int64_t ldc)
 {
-    (void)kind;
-    fnn_dgemm_kernel(trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    fnn_dgemm_kernel(kind, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 #define FNN_GENERIC_BODY "dense.c"
@@ -147,11 +172,11 @@ static void FN(own_kernel_parallel)(int kind, int trans_a, int64_t m, int64_t n,
                                     REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                                     int64_t ldb, REAL beta, REAL *c, int64_t ldc, int nt)
 {
-    /* Column units of one vector of the kernel: finer than its panels, so
-     * the parts stay even (the chapter network's 300 columns: 152/148 for
-     * float on AVX2, where 16-column units gave 160/140; 100 columns: 56/44
-     * instead of 64/36). */
-    const int64_t cu = REAL_IS_FLOAT ? (kind == FNN_SGEMM_AVX512 ? 16 : 8) : 4;
+    /* Column units of one vector of the kernel (64 bytes in AVX-512, 32 in
+     * AVX2): finer than its panels, so the parts stay even (the chapter
+     * network's 300 columns: 152/148 for float on AVX2, where 16-column units
+     * gave 160/140; 100 columns: 56/44 instead of 64/36). */
+    const int64_t cu = (kind == FNN_SGEMM_AVX512 ? 64 : 32) / (int64_t)sizeof(REAL);
     const int64_t row_units = (m + 7) / 8, col_units = (n + cu - 1) / cu;
     const int by_rows = row_units >= col_units;
     const int64_t units = by_rows ? row_units : col_units;

@@ -2,10 +2,12 @@
  * dgemm_kernels.c -- the core's own double-precision product C = op(A) B
  * with B not transposed, in AVX2/FMA registers, reading both operands in
  * place: the float64 counterpart of sgemm_kernels.c (same reasons, same
- * tile walk), for the products where it beats BLAS (dense.c says which).
+ * tiles, same walk), for the products where it beats BLAS (dense.c says
+ * which).
  *
- * Tiles of 4 rows x up to 3 vectors of 4 columns (tile_avx2.h, shared with
- * the float AVX2 kernel).
+ * Tiles of 8 rows x up to 3 vectors of 8 columns in AVX-512 (tile_avx512.h)
+ * or of 4 rows x up to 3 vectors of 4 columns in AVX2 (tile_avx2.h), shared
+ * with the float kernels.
  *
  * Every element of C is one fused multiply-add chain over k in order, then
  * alpha and beta: its value does not depend on the tile or thread that
@@ -18,30 +20,38 @@
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FNN_NO_SGEMM_KERNELS)
 #include <immintrin.h>
 
+#define FNN_TARGET_AVX512 __attribute__((target("avx512f")))
 #define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 #define TW_REAL double
 #define TW_REAL_IS_DOUBLE
 #define TW_NAME dgemm_tiles
+#include "tile_avx512.h"
 #include "tile_avx2.h"
 #include "tile_walk.h"
 
-/* C in tiles of 4 x 12, a forward product's long k in blocks of 64 rows
+/* AVX-512: C in tiles of 8 x 24, not blocked over k (as the float kernel);
+ * AVX2: tiles of 4 x 12, a forward product's long k in blocks of 64 rows
  * (tile_walk.h). */
-void fnn_dgemm_kernel(int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
+void fnn_dgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
                       const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                       double *c, int64_t ldc)
 {
-    dgemm_tiles(tile_avx2_any, 4, 4, 64, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (kind == FNN_SGEMM_AVX512)
+        dgemm_tiles(tile_avx512_any, 8, 8, 0, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                    ldc);
+    else if (kind == FNN_SGEMM_AVX2)
+        dgemm_tiles(tile_avx2_any, 4, 4, 64, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                    ldc);
 }
 
 #else /* no kernels in this build */
 
-void fnn_dgemm_kernel(int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
+void fnn_dgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
                       const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                       double *c, int64_t ldc)
 {
-    (void)trans_a, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
+    (void)kind, (void)trans_a, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda;
     (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
 }
 

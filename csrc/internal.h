@@ -153,9 +153,8 @@ int fnn_tensor_frozen(const fnn_net *net, int64_t off);
 void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
                       const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                       float *c, int64_t ldc);
-/* The same in double precision, in AVX2/FMA (needs fnn_sgemm_kernel_available()
- * >= FNN_SGEMM_AVX2; dgemm_kernels.c). */
-void fnn_dgemm_kernel(int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
+/* The same in double precision (dgemm_kernels.c). */
+void fnn_dgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
                       const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                       double *c, int64_t ldc);
 

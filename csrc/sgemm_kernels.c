@@ -51,92 +51,12 @@ int fnn_sgemm_kernel_available(void)
     return FNN_SGEMM_OFF;
 }
 
-/* A tile of `rows` (1..8) rows of C by nv (1..3) vectors of 16 columns, the
- * last vector holding `last` columns.  rows and nv are constants after
- * inlining, so the accumulators stay in registers (at most 24 of the 32). */
-static inline __attribute__((always_inline)) FNN_TARGET_AVX512 void
-tile_avx512(const int rows, const int nv, int last, int64_t k, float alpha, const float *a,
-            int64_t sr, int64_t sk, const float *b, int64_t ldb, float beta, float *c,
-            int64_t ldc, const float *part_in, float *part_out)
-{
-    __m512 acc[8][3];
-    __mmask16 mask[3];
-    for (int v = 0; v < 3; v++)
-        mask[v] = v < nv - 1 ? (__mmask16)0xFFFF : (__mmask16)((1u << last) - 1u);
-#pragma GCC unroll 8
-    for (int r = 0; r < rows; r++)
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++)
-            acc[r][v] = part_in != NULL ? _mm512_loadu_ps(part_in + 48 * r + 16 * v)
-                                        : _mm512_setzero_ps();
-    for (int64_t p = 0; p < k; p++) {
-        const float *bp = b + p * ldb, *ap = a + p * sk;
-        __m512 bv[3];
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) bv[v] = _mm512_maskz_loadu_ps(mask[v], bp + 16 * v);
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++) {
-            const __m512 ar = _mm512_set1_ps(ap[r * sr]);
-#pragma GCC unroll 3
-            for (int v = 0; v < nv; v++) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
-        }
-    }
-    if (part_out != NULL) {
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++)
-#pragma GCC unroll 3
-            for (int v = 0; v < nv; v++) _mm512_storeu_ps(part_out + 48 * r + 16 * v, acc[r][v]);
-        return;
-    }
-    const __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
-#pragma GCC unroll 8
-    for (int r = 0; r < rows; r++)
-#pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) {
-            float *cp = c + r * ldc + 16 * v;
-            __m512 out = alpha == 1 ? acc[r][v] : _mm512_mul_ps(al, acc[r][v]);
-            if (beta != 0)
-                out = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(mask[v], cp), out);
-            _mm512_mask_storeu_ps(cp, mask[v], out);
-        }
-}
-
-/* The same with 8-column vectors in 16 registers: 4 rows by 1..3 vectors
- * (12 accumulators), tile_avx2.h, shared with the double kernel. */
+/* Tiles of 8 rows x 3 vectors of 16 columns (tile_avx512.h) and of 4 rows x
+ * 3 vectors of 8 columns for CPUs without AVX-512 (tile_avx2.h), both shared
+ * with the double kernel. */
 #define TW_REAL float
+#include "tile_avx512.h"
 #include "tile_avx2.h"
-
-/* One AVX-512 tile with its shape picked at run time among the compiled ones. */
-#define FNN_TILE_CASE_512(R)                                                              \
-    case R:                                                                               \
-        if (nv == 3)                                                                      \
-            tile_avx512(R, 3, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
-        else if (nv == 2)                                                                 \
-            tile_avx512(R, 2, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
-        else                                                                              \
-            tile_avx512(R, 1, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
-        break;
-static FNN_TARGET_AVX512 void tile_avx512_any(int rows, int nv, int last, int64_t k,
-                                              float alpha, const float *a, int64_t sr,
-                                              int64_t sk, const float *b, int64_t ldb,
-                                              float beta, float *c, int64_t ldc,
-                                              const float *pin, float *pout)
-{
-    switch (rows) {
-        FNN_TILE_CASE_512(8)
-        FNN_TILE_CASE_512(7)
-        FNN_TILE_CASE_512(6)
-        FNN_TILE_CASE_512(5)
-        FNN_TILE_CASE_512(4)
-        FNN_TILE_CASE_512(3)
-        FNN_TILE_CASE_512(2)
-        FNN_TILE_CASE_512(1)
-    default:
-        break;
-    }
-}
-#undef FNN_TILE_CASE_512
-
 #define TW_NAME sgemm_tiles
 #include "tile_walk.h"
 

@@ -2151,7 +2151,7 @@ void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, fl
 void fnn_gemm_f64(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
                   int64_t k, double alpha, const double *a, int64_t lda, const double *b,
                   int64_t ldb, double beta, double *c, int64_t ldc);
-void fnn_dgemm_kernel(int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
+void fnn_dgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
                       const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                       double *c, int64_t ldc);
 
@@ -2252,7 +2252,7 @@ static void t_registry(void)
  * starting from c0) computed alone has the bits of that row of `whole`, the
  * product computed at once: a one-row product walks a long k in blocks
  * (tile_walk.h), a taller-than-wide one in one pass.  f32: the float kernel
- * `kind`, else the double kernel. */
+ * `kind`, else the double kernel `kind`. */
 static int row_alone_same(int f32, int kind, int ta, int64_t m, int64_t n, int64_t k,
                           double alpha, const void *a, int64_t lda, const void *b, int64_t ldb,
                           double beta, const void *c0, const void *whole, int64_t ldc)
@@ -2266,7 +2266,7 @@ static int row_alone_same(int f32, int kind, int ta, int64_t m, int64_t n, int64
         fnn_sgemm_kernel(kind, ta, 1, n, k, (float)alpha, a_last, lda, b, ldb, (float)beta, row,
                          ldc);
     else
-        fnn_dgemm_kernel(ta, 1, n, k, alpha, a_last, lda, b, ldb, beta, row, ldc);
+        fnn_dgemm_kernel(kind, ta, 1, n, k, alpha, a_last, lda, b, ldb, beta, row, ldc);
     const int same = memcmp(row, (const char *)whole + row_start, (size_t)n * es) == 0;
     free(row);
     return same;
@@ -2361,26 +2361,30 @@ static void counted_dgemm(char *ta, char *tb, int *m, int *n, int *k, double *al
     ref_dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-/* The double kernel (where the CPU has AVX2), called directly and through
- * fnn_gemm_f64, against a long-double reference: row counts around the
- * 4-row tiles, widths around the 4-column vectors and 12-column panels,
- * both op(A) layouts, padded leading dimensions (the padding must stay
- * untouched) and alpha/beta.  fnn_gemm must use it for narrow products and
- * those of a batch of at most 32 rows (no BLAS call, the kernel's bits) and
- * BLAS for the others or with the kernels off; two threads must give the
- * bits of one, and a row computed alone the bits of the whole product's. */
-static void t_dgemm_kernel(void)
+/* Each double kernel the CPU can run (AVX-512, AVX2), called directly and
+ * through fnn_gemm_f64, against a long-double reference: row counts around
+ * the 8- and 4-row tiles, widths around the 8- and 4-column vectors and 24-
+ * and 12-column panels, both op(A) layouts, padded leading dimensions (the
+ * padding must stay untouched) and alpha/beta.  fnn_gemm must use it (no
+ * BLAS call, the kernel's bits) for narrow products and those of a small
+ * batch (dense.c's rule: AVX-512, forward products of at most 256 rows and
+ * weight gradients of at most 64; AVX2, 32 and 32) and BLAS for the others
+ * or with the kernels off; two threads must give the bits of one, and a row
+ * computed alone the bits of the whole product's. */
+static void t_dgemm_kernel(int kind)
 {
-    if (fnn_sgemm_kernel_available() < FNN_SGEMM_AVX2) {
-        printf("     (this CPU cannot run the AVX2 kernels: BLAS is used instead)\n");
+    if (fnn_sgemm_kernel_available() < kind) {
+        printf("     (this CPU cannot run the %s kernel: BLAS is used instead)\n",
+               kind == FNN_SGEMM_AVX512 ? "AVX-512" : "AVX2");
         return;
     }
-    static const int64_t ms[] = {1, 3, 4, 5, 9, 32, 65};
-    static const int64_t ns[] = {3, 4, 10, 12, 13, 16, 17, 25, 100};
-    static const int64_t ks[] = {17, 32, 300};
+    static const int64_t ms[] = {1, 3, 4, 5, 8, 9, 17, 32, 65};
+    static const int64_t ns[] = {3, 4, 8, 10, 12, 13, 16, 17, 24, 25, 100};
+    static const int64_t ks[] = {17, 32, 48, 300};
     static const double ab[][2] = {{1, 0}, {1, 1}, {0.5, -2}};
-    fnn_blas b1 = {ref_sgemm, counted_dgemm, 1, FNN_SGEMM_AVX2},
-             b2 = {ref_sgemm, counted_dgemm, 2, FNN_SGEMM_AVX2};
+    const int64_t max_rows = kind == FNN_SGEMM_AVX512 ? 256 : 32;
+    const int64_t max_batch = kind == FNN_SGEMM_AVX512 ? 64 : 32;
+    fnn_blas b1 = {ref_sgemm, counted_dgemm, 1, kind}, b2 = {ref_sgemm, counted_dgemm, 2, kind};
     rng_t r = {2025};
     int cases = 0;
     for (int ta = 0; ta < 2; ta++)
@@ -2400,15 +2404,16 @@ static void t_dgemm_kernel(void)
                     for (int64_t i = 0; i < k * ldb; i++) b[i] = rng_normal(&r);
                     for (int64_t i = 0; i < m * ldc; i++)
                         c0[i] = cs[0][i] = cs[1][i] = cs[2][i] = rng_normal(&r);
-                    fnn_dgemm_kernel(ta, m, n, k, alpha, a, lda, b, ldb, beta, cs[0], ldc);
+                    fnn_dgemm_kernel(kind, ta, m, n, k, alpha, a, lda, b, ldb, beta, cs[0], ldc);
                     counted_dgemm_calls = 0;
                     fnn_gemm_f64(&b1, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, cs[1], ldc);
                     const int blas_calls = counted_dgemm_calls;
                     fnn_gemm_f64(&b2, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, cs[2], ldc);
                     /* fnn_gemm's own loop takes products of n * k <= 256, the
-                     * kernel narrow ones and those of a batch of at most 32 rows
-                     * (m forward, k for a weight gradient: dense.c) */
-                    const int expect_blas = n * k > 256 && n > 16 && (ta ? k > 32 : m > 32);
+                     * kernel narrow ones and those of a small batch (m
+                     * forward, k for a weight gradient: dense.c) */
+                    const int expect_blas =
+                        n * k > 256 && n > 16 && (ta ? k > max_batch : m > max_rows);
                     CHECK((blas_calls > 0) == expect_blas,
                           "trans_a %d m %lld n %lld k %lld: %d BLAS calls, expected %s", ta,
                           (long long)m, (long long)n, (long long)k, blas_calls,
@@ -2450,8 +2455,8 @@ static void t_dgemm_kernel(void)
                         CHECK(memcmp(cs[0], cs[1], (size_t)(m * ldc) * sizeof(double)) == 0,
                               "trans_a %d m %lld n %lld k %lld: fnn_gemm differs from the kernel",
                               ta, (long long)m, (long long)n, (long long)k);
-                    CHECK(row_alone_same(0, FNN_SGEMM_AVX2, ta, m, n, k, alpha, a, lda, b, ldb,
-                                         beta, c0, cs[0], ldc),
+                    CHECK(row_alone_same(0, kind, ta, m, n, k, alpha, a, lda, b, ldb, beta, c0,
+                                         cs[0], ldc),
                           "trans_a %d m %lld n %lld k %lld: a row alone differs", ta, (long long)m,
                           (long long)n, (long long)k);
                     free(a);
@@ -2460,13 +2465,70 @@ static void t_dgemm_kernel(void)
                     for (int v = 0; v < 3; v++) free(cs[v]);
                     cases++;
                 }
-    CHECK(cases == 2 * 7 * 9 * 3, "ran %d shapes", cases);
+    CHECK(cases == 2 * 9 * 11 * 4, "ran %d shapes", cases);
     /* kernels off: every product beyond the own loop's goes to BLAS */
     fnn_blas off = {ref_sgemm, counted_dgemm, 1, FNN_SGEMM_OFF};
     double a[32 * 40] = {0}, b[40 * 10] = {0}, c[32 * 10];
     counted_dgemm_calls = 0;
     fnn_gemm_f64(&off, 0, 0, 32, 10, 40, 1, a, 40, b, 10, 0, c, 10);
     CHECK(counted_dgemm_calls == 1, "kernels off: %d BLAS calls", counted_dgemm_calls);
+}
+
+/* A reference sgemm that counts its calls, as counted_dgemm. */
+static int counted_sgemm_calls;
+static void counted_sgemm(char *ta, char *tb, int *m, int *n, int *k, float *alpha, float *a,
+                          int *lda, float *b, int *ldb, float *beta, float *c, int *ldc)
+{
+    counted_sgemm_calls++;
+    ref_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* dense.c's AVX-512 rule at its edges, both types: a forward product of at
+ * most 256 rows and a weight gradient of a batch of at most 64 rows go to the
+ * kernel while the operand it keeps (B forward, C for a weight gradient) is
+ * at most 2 MiB, BLAS beyond; narrow products (at most 16 columns) always
+ * go to the kernel. */
+static void t_own_kernel_rule(void)
+{
+    if (fnn_sgemm_kernel_available() < FNN_SGEMM_AVX512) {
+        printf("     (this CPU cannot run the AVX-512 kernels)\n");
+        return;
+    }
+    static const struct {
+        int ta;
+        int64_t m, n, k;
+        int own; /* expected for float; double keeps twice the bytes */
+    } cases[] = {
+        {0, 256, 32, 64, 1},   {0, 257, 32, 64, 0},    {1, 32, 40, 64, 1},
+        {1, 32, 40, 65, 0},    {0, 8, 1024, 512, 1},   {0, 8, 1024, 513, 0},
+        {1, 512, 1024, 8, 1},  {1, 513, 1024, 8, 0},   {0, 300, 16, 4000, 1},
+        {1, 4000, 16, 300, 1}, {0, 8, 512, 512, 1},
+    };
+    for (int f32 = 1; f32 >= 0; f32--)
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const int ta = cases[i].ta;
+            const int64_t m = cases[i].m, n = cases[i].n, k = cases[i].k;
+            const int64_t lda = ta ? m : k;
+            /* double: twice the bytes, so 8 x 1024 x 512 (4 MiB) goes to BLAS */
+            const int bytes_ok = (ta ? m : k) * n * (f32 ? 4 : 8) <= (2 << 20);
+            const int expect_own = n <= 16 || (cases[i].own && (f32 || bytes_ok));
+            fnn_blas blas = {counted_sgemm, counted_dgemm, 1, FNN_SGEMM_AVX512};
+            void *a = xcalloc((size_t)(m * k), esz(f32)), *b = xcalloc((size_t)(k * n), esz(f32));
+            void *c = xcalloc((size_t)(m * n), esz(f32));
+            counted_sgemm_calls = counted_dgemm_calls = 0;
+            if (f32)
+                fnn_gemm_f32(&blas, ta, 0, m, n, k, 1, a, lda, b, n, 0, c, n);
+            else
+                fnn_gemm_f64(&blas, ta, 0, m, n, k, 1, a, lda, b, n, 0, c, n);
+            const int blas_calls = f32 ? counted_sgemm_calls : counted_dgemm_calls;
+            CHECK((blas_calls == 0) == expect_own,
+                  "%s trans_a %d m %lld n %lld k %lld: %d BLAS calls, expected the %s", dt(f32),
+                  ta, (long long)m, (long long)n, (long long)k, blas_calls,
+                  expect_own ? "kernel" : "BLAS");
+            free(a);
+            free(b);
+            free(c);
+        }
 }
 
 /* ---- thread-count policy (threads.c) --------------------------------------
@@ -2679,8 +2741,14 @@ int main(void)
     chk_begin("sgemm_kernel[avx2]");
     t_sgemm_kernel(FNN_SGEMM_AVX2);
     chk_end();
+    chk_begin("dgemm_kernel[avx512]");
+    t_dgemm_kernel(FNN_SGEMM_AVX512);
+    chk_end();
     chk_begin("dgemm_kernel[avx2]");
-    t_dgemm_kernel();
+    t_dgemm_kernel(FNN_SGEMM_AVX2);
+    chk_end();
+    chk_begin("own_kernel_rule[avx512]");
+    t_own_kernel_rule();
     chk_end();
     return chk_summary();
 }
