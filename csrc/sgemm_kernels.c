@@ -14,7 +14,9 @@
  * chapter network's 32 x 784 x 300 forward product at 111 GFLOP/s
  * (OpenBLAS 69) and its weight gradient at 105 (OpenBLAS 82); the wide
  * workload's 512-row products at 97-106 (OpenBLAS 99-101); predict's
- * 1024-row chunks at 109 (OpenBLAS 100).  It takes every such product.
+ * 1024-row chunks at 109 (OpenBLAS 100).  On one Sapphire Rapids core the
+ * chapter products run at 169-185 GFLOP/s (OpenBLAS 107-194), but products
+ * whose weights outgrow L2 at 60-90 (OpenBLAS 195): those stay in BLAS.
  *
  * AVX2 (4-row x 24-column tiles, for CPUs without AVX-512), measured on
  * Zen 4 against OpenBLAS's Haswell kernels: the chapter network's forward
@@ -24,8 +26,8 @@
  * products were blocked over k (sgemm_tiles), the weight gradient of a
  * 32-row batch takes 0.86-0.99 of OpenBLAS's time (1.5-1.65 before) and the
  * forward products 0.61-0.67 (0.81-0.87 before).  dense.c's own_kernel_for
- * has the rule: forward products of few rows, weight gradients of small
- * batches and narrow products; the rest stay in BLAS.
+ * has the rules, per instruction set: forward products of few rows, weight
+ * gradients of small batches and narrow products; the rest stay in BLAS.
  *
  * Every element of C is one fused multiply-add chain over k in order, then
  * alpha and beta: its value does not depend on the tile or thread that
