@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -293,6 +294,34 @@ def test_diverging_partial_fit_restores_the_optimizer_state():
     for k, v in state.items():
         np.testing.assert_array_equal(m._optimizer_state[k], v)
     for u, v in zip(m.coefs_, coefs):
+        np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("solver, m_init", [("adagrad", 0.25), ("adam", 0.0), ("sgd", 0.0)])
+def test_first_epoch_divergence_leaves_the_fresh_optimizer_state(solver, m_init):
+    """A fit whose first epoch diverges after steps were applied: the moments
+    are refilled with their initial values (not copied before the epoch),
+    v is kept only by the solvers that read it, and the weights are the
+    initial ones."""
+    X, y, _ = data()
+    absurd = X.copy()
+    absurd[-5:] *= 1e200
+    params = dict(hidden_layer_sizes=(8,), solver=solver, batch_size=10, shuffle=False,
+                  random_state=0, initial_accumulator_value=m_init if m_init else 0.1)
+    m = MLPRegressor(**params)
+    with pytest.raises(DivergenceError):
+        m.fit(absurd, y)
+    opt = m._optimizer_state
+    n_params = sum(a.size for a in m.coefs_ + m.intercepts_)
+    assert opt["scalars"][0] == 0 and m.t_ == 0
+    assert opt["m"].shape == (n_params,) and np.all(opt["m"] == m_init)
+    assert opt["v"].shape == ((n_params,) if solver == "adam" else (0,))
+    assert not opt["v"].any()
+    fresh = MLPRegressor(**dict(params, learning_rate_init=1e-300, max_iter=1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh.fit(X[:10], y[:10])
+    for u, v in zip(weights(m), weights(fresh)):
         np.testing.assert_array_equal(u, v)
 
 

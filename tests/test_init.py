@@ -174,10 +174,13 @@ def test_sklearn_layer_bound_and_draw_order(activation, factor):
     assert np.abs(kernel).max() > 0.9 * bound  # the bound is used, not a smaller one
 
 
-def test_sklearn_layer_float32_is_the_float64_draw_cast():
-    k64, b64 = init_sklearn_layer(5, 3, "relu", check_random_state(0), np.float64)
-    k32, b32 = init_sklearn_layer(5, 3, "relu", check_random_state(0), np.float32)
-    assert k32.dtype == b32.dtype == np.float32
+@pytest.mark.parametrize("fan_in, fan_out", [(5, 3), (700, 300)])
+def test_sklearn_layer_float32_is_the_float64_draw_cast(fan_in, fan_out):
+    """Also for a kernel drawn in several pieces (700 x 300 > 3 pieces of
+    2**16): the same stream as one draw, then the bias."""
+    k64, b64 = init_sklearn_layer(fan_in, fan_out, "relu", check_random_state(0), np.float64)
+    k32, b32 = init_sklearn_layer(fan_in, fan_out, "relu", check_random_state(0), np.float32)
+    assert k32.dtype == b32.dtype == np.float32 and k32.shape == (fan_in, fan_out)
     np.testing.assert_array_equal(k32, k64.astype(np.float32))
     np.testing.assert_array_equal(b32, b64.astype(np.float32))
 

@@ -913,12 +913,21 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                           "going to be clipped")
         return int(np.clip(self.batch_size, 1, n_samples))
 
+    def _moment_inits(self):
+        """The values m and v start from (before the first update)."""
+        return (self.initial_accumulator_value if self.solver == "adagrad" else 0.0), 0.0
+
+    def _v_length(self, n_params):
+        """v's length: the solvers without a second moment keep an empty v,
+        so a fit neither allocates nor copies a vector it never reads."""
+        return n_params if self.solver in _core.SOLVERS_WITH_V else 0
+
     def _new_optimizer_state(self, n_params, dtype):
-        init = self.initial_accumulator_value if self.solver == "adagrad" else 0.0
+        m_init, v_init = self._moment_inits()
         m = staggered_empty(n_params, dtype, SLOT_MOMENT_M)
-        v = staggered_empty(n_params, dtype, SLOT_MOMENT_V)
-        m[...] = init
-        v[...] = 0
+        v = staggered_empty(self._v_length(n_params), dtype, SLOT_MOMENT_V)
+        m[...] = m_init
+        v[...] = v_init
         return {"m": m, "v": v,
                 "scalars": np.array([0.0, 1.0])}
 
@@ -999,7 +1008,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         """The optimizer's moments: kept by partial_fit, fresh otherwise."""
         opt = getattr(self, "_optimizer_state", None)
         if not incremental or opt is None or opt["m"].shape != params.shape \
-                or opt["m"].dtype != params.dtype:
+                or opt["m"].dtype != params.dtype \
+                or opt["v"].shape != (self._v_length(params.size),):
             self._optimizer_state = self._new_optimizer_state(layout.n_params, params.dtype)
         return self._optimizer_state
 
@@ -1203,7 +1213,15 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         propagates."""
         self._check_rates(lrs)
         state = (params, stats, opt["m"], opt["v"], opt["scalars"])
-        start = [a.copy() for a in state]
+        # Before the first update (t = 0) the moments hold their initial
+        # values: they are refilled rather than copied, which spares a fresh
+        # fit the copies' fresh pages (the kernel zeroes each one on first
+        # touch: wide's 25 MB moment vectors).
+        untouched = opt["scalars"][0] == 0
+        start = [a.copy() for a in state[:2]]
+        start += [init if untouched else a.copy()
+                  for a, init in zip(state[2:4], self._moment_inits())]
+        start.append(state[4].copy())
         try:
             result = self._run_epoch_steps(net, params, stats, opt, X, y, sample_weight, order,
                                            batch_size, lrs, seed, grad_norm_sum, incremental)

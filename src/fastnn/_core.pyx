@@ -209,6 +209,9 @@ AUTO_INITIALIZER = {name: fnn_activation_table[i].auto_init.decode()
 LOSSES = _codes(fnn_loss_names, FNN_LOSS_COUNT)
 BATCH_NORM = _codes(fnn_batch_norm_names, FNN_BN_COUNT, none=False)
 SOLVERS = {fnn_solver_table[i].name.decode(): i for i in range(FNN_SOLVER_COUNT)}
+#: The solvers that keep a second moment vector (opt_v) beside opt_m.
+SOLVERS_WITH_V = frozenset(fnn_solver_table[i].name.decode() for i in range(FNN_SOLVER_COUNT)
+                           if fnn_solver_table[i].uses_v)
 CLIP = _codes(fnn_clip_names, FNN_CLIP_COUNT)
 PENALTIES = _codes(fnn_penalty_names, FNN_PENALTY_COUNT)
 

@@ -29,6 +29,9 @@ from ._core import AUTO_INITIALIZER
 __all__ = ["INITIALIZERS", "SKLEARN_ACTIVATIONS", "resolve_initializer", "init_kernel",
            "init_sklearn_layer"]
 
+#: Draws per piece when a kernel is drawn in float64 and kept in another dtype.
+_DRAW_PIECE = 1 << 16
+
 # name -> (scale, fan mode, distribution)
 _SPECS = {
     "glorot_uniform": (1.0, "fan_avg", "uniform"),
@@ -144,9 +147,20 @@ def init_sklearn_layer(fan_in, fan_out, activation, rng, dtype=np.float64):
     dtype = _check_layer_args(fan_in, fan_out, dtype)
     factor = 2.0 if activation == "logistic" else 6.0
     bound = np.sqrt(factor / (fan_in + fan_out))
-    kernel = rng.uniform(-bound, bound, (int(fan_in), int(fan_out)))
+    shape = (int(fan_in), int(fan_out))
+    if dtype == np.float64:
+        kernel = rng.uniform(-bound, bound, shape)
+    else:
+        # The float64 draws in pieces, each cast as it comes: the same
+        # stream, without a float64 copy of the whole kernel (twice the
+        # float32 kernel's memory, all of it fresh pages in a new fit).
+        kernel = np.empty(shape, dtype)
+        flat = kernel.reshape(-1)
+        for start in range(0, flat.size, _DRAW_PIECE):
+            stop = min(start + _DRAW_PIECE, flat.size)
+            flat[start:stop] = rng.uniform(-bound, bound, stop - start)
     bias = rng.uniform(-bound, bound, int(fan_out))
-    return kernel.astype(dtype, copy=False), bias.astype(dtype, copy=False)
+    return kernel, bias.astype(dtype, copy=False)
 
 
 def init_kernel(name, fan_in, fan_out, rng, dtype=np.float64):
