@@ -913,21 +913,17 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                           "going to be clipped")
         return int(np.clip(self.batch_size, 1, n_samples))
 
-    def _moment_inits(self):
-        """The values m and v start from (before the first update)."""
-        return (self.initial_accumulator_value if self.solver == "adagrad" else 0.0), 0.0
-
     def _v_length(self, n_params):
         """v's length: the solvers without a second moment keep an empty v,
         so a fit neither allocates nor copies a vector it never reads."""
         return n_params if self.solver in _core.SOLVERS_WITH_V else 0
 
     def _new_optimizer_state(self, n_params, dtype):
-        m_init, v_init = self._moment_inits()
+        init = self.initial_accumulator_value if self.solver == "adagrad" else 0.0
         m = staggered_empty(n_params, dtype, SLOT_MOMENT_M)
         v = staggered_empty(self._v_length(n_params), dtype, SLOT_MOMENT_V)
-        m[...] = m_init
-        v[...] = v_init
+        m[...] = init
+        v[...] = 0
         return {"m": m, "v": v,
                 "scalars": np.array([0.0, 1.0])}
 
@@ -1213,15 +1209,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         propagates."""
         self._check_rates(lrs)
         state = (params, stats, opt["m"], opt["v"], opt["scalars"])
-        # Before the first update (t = 0) the moments hold their initial
-        # values: they are refilled rather than copied, which spares a fresh
-        # fit the copies' fresh pages (the kernel zeroes each one on first
-        # touch: wide's 25 MB moment vectors).
+        # Before the first update (t = 0) a moment vector holds one value,
+        # its initial one: it is kept as that value and refilled on failure
+        # rather than copied, which spares a new fit the copy's fresh pages
+        # (the kernel zeroes each on first touch; wide's moments are 25 MB).
         untouched = opt["scalars"][0] == 0
-        start = [a.copy() for a in state[:2]]
-        start += [init if untouched else a.copy()
-                  for a, init in zip(state[2:4], self._moment_inits())]
-        start.append(state[4].copy())
+        start = [a.flat[0] if moment and untouched and a.size and a.min() == a.max()
+                 else a.copy() for moment, a in zip((0, 0, 1, 1, 0), state)]
         try:
             result = self._run_epoch_steps(net, params, stats, opt, X, y, sample_weight, order,
                                            batch_size, lrs, seed, grad_norm_sum, incremental)
