@@ -20,9 +20,6 @@
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FNN_NO_SGEMM_KERNELS)
 #include <immintrin.h>
 
-#define FNN_TARGET_AVX512 __attribute__((target("avx512f")))
-#define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
-
 #define TW_REAL double
 #define TW_REAL_IS_DOUBLE
 #define TW_NAME dgemm_tiles

@@ -40,9 +40,6 @@
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FNN_NO_SGEMM_KERNELS)
 #include <immintrin.h>
 
-#define FNN_TARGET_AVX512 __attribute__((target("avx512f")))
-#define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
-
 int fnn_sgemm_kernel_available(void)
 {
     __builtin_cpu_init();

@@ -1,9 +1,8 @@
 /*
  * tile_avx2.h -- the AVX2/FMA tile of the own kernels and its run-time shape
  * dispatch, written once for both element types: define TW_REAL (float or
- * double; TW_REAL_IS_DOUBLE too for double) and FNN_TARGET_AVX2, then
- * include this file.  It defines
- * tile_avx2_any, the tile function tile_walk.h walks over C.
+ * double; TW_REAL_IS_DOUBLE too for double), then include this file.  It
+ * defines tile_avx2_any, the tile function tile_walk.h walks over C.
  *
  * A tile is `rows` (1..4) rows of C by nv (1..3) vectors of W columns (8
  * floats or 4 doubles), the last vector holding `last` columns: 12
@@ -15,6 +14,9 @@
  * part_in/part_out carry a partial sum over k between the calls of a
  * blocked walk (tile_walk.h).
  */
+#ifndef FNN_TARGET_AVX2
+#define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#endif
 #if defined(TW_REAL_IS_DOUBLE)
 #define TA_W 4
 #define TA_VEC __m256d

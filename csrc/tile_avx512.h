@@ -1,8 +1,7 @@
 /*
  * tile_avx512.h -- the AVX-512 tile of the own kernels and its run-time
  * shape dispatch, written once for both element types: define TW_REAL (float
- * or double; TW_REAL_IS_DOUBLE too for double) and FNN_TARGET_AVX512, then
- * include this file.  It defines tile_avx512_any, the tile function
+ * or double; TW_REAL_IS_DOUBLE too for double), then include this file.  It defines tile_avx512_any, the tile function
  * tile_walk.h walks over C.
  *
  * A tile is `rows` (1..8) rows of C by nv (1..3) vectors of W columns (16
@@ -13,6 +12,9 @@
  * separate full-tile path.  part_in/part_out carry a partial sum over k
  * between the calls of a blocked walk (tile_walk.h).
  */
+#ifndef FNN_TARGET_AVX512
+#define FNN_TARGET_AVX512 __attribute__((target("avx512f")))
+#endif
 #if defined(TW_REAL_IS_DOUBLE)
 #define TB_W 8
 #define TB_VEC __m512d
