@@ -1214,8 +1214,12 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         # rather than copied, which spares a new fit the copy's fresh pages
         # (the kernel zeroes each on first touch; wide's moments are 25 MB).
         untouched = opt["scalars"][0] == 0
-        start = [a.flat[0] if moment and untouched and a.size and a.min() == a.max()
-                 else a.copy() for moment, a in zip((0, 0, 1, 1, 0), state)]
+
+        def moment_start(a):
+            return a.flat[0] if untouched and a.size and a.min() == a.max() else a.copy()
+
+        start = [params.copy(), stats.copy(), moment_start(opt["m"]), moment_start(opt["v"]),
+                 opt["scalars"].copy()]
         try:
             result = self._run_epoch_steps(net, params, stats, opt, X, y, sample_weight, order,
                                            batch_size, lrs, seed, grad_norm_sum, incremental)
