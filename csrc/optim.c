@@ -4,13 +4,34 @@
  * SGD (momentum, Nesterov) and Adam follow sklearn's _stochastic_optimizers
  * (identical to Keras); AdaGrad, RMSProp, AdaMax, Nadam and AdamW follow
  * Keras 3.
- * Moments are updated as beta m + (1 - beta) g (sklearn's form).
+ * Moments are updated as beta m + (1 - beta) g (sklearn's form).  On
+ * AVX-512 CPUs the solvers that divide run an explicit vector loop
+ * (update_avx512) whose division avoids the divider unit.
  */
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
+#include <float.h>
 #include <math.h>
 
 #include "internal.h"
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(FNN_NO_SGEMM_KERNELS)
+#include <immintrin.h>
+#define FNN_OPTIM_AVX512 1
+#define FNN_TARGET_OPTIM_AVX512 __attribute__((target("avx512f")))
+/* 1 when the CPU runs AVX-512F (checked once). */
+static int fnn_optim_avx512(void)
+{
+    static int known = -1;
+    if (known < 0) {
+        __builtin_cpu_init();
+        known = __builtin_cpu_supports("avx512f") != 0;
+    }
+    return known;
+}
+#else
+#define FNN_OPTIM_AVX512 0
+#endif
 
 #define FNN_GENERIC_BODY "optim.c"
 #include "generic.h"
@@ -23,6 +44,134 @@ typedef struct {
     REAL b1, b2, eps, mu, r, rho, lr_t, decay, cm, cg, cv;
 } FN(step_coefs);
 
+#if FNN_OPTIM_AVX512
+#if REAL_IS_FLOAT
+#define OV_W 16
+#define OV_VEC __m512
+#define OV_MASK __mmask16
+#define OV_(op) _mm512_##op##_ps
+#define OV_BITS(x) _mm512_castps_si512(x)
+#define OV_FROM_BITS(x) _mm512_castsi512_ps(x)
+#define OV_CMP_MASK _mm512_cmp_ps_mask
+#define OV_MIN FLT_MIN
+#else
+#define OV_W 8
+#define OV_VEC __m512d
+#define OV_MASK __mmask8
+#define OV_(op) _mm512_##op##_pd
+#define OV_BITS(x) _mm512_castpd_si512(x)
+#define OV_FROM_BITS(x) _mm512_castsi512_pd(x)
+#define OV_CMP_MASK _mm512_cmp_pd_mask
+#define OV_MIN DBL_MIN
+#endif
+
+/* num / d for normal d > 0 whose reciprocal is normal, without the divider:
+ * the 14-bit reciprocal estimate refined by Newton steps (one for float, two
+ * for double) to within about an ulp, then one correction of the quotient
+ * by its exact FMA residual (Markstein).  Not proven correctly rounded for
+ * every operand, but equal to the division on every one tried: 160 million
+ * Adam updates of random data in each type, tests/c's t_update_exact for
+ * every solver here, and 28 digits fits (7 solvers, 2 networks, 2 types)
+ * that hash the same as with the division.  Why: the update divides once
+ * per parameter, and the divider, which also takes the square root, bounded
+ * it on Sapphire Rapids: Adam over the chapter network's 266,610 parameters
+ * on 2 threads took 214 us in float64 (151 with this) and 57 us in float32
+ * (45). */
+static inline __attribute__((always_inline)) FNN_TARGET_OPTIM_AVX512 OV_VEC
+FN(div_newton)(OV_VEC num, OV_VEC d)
+{
+    const OV_VEC one = OV_(set1)((REAL)1);
+    OV_VEC r = OV_(rcp14)(d);
+    r = OV_(fmadd)(r, OV_(fnmadd)(d, r, one), r);
+#if !REAL_IS_FLOAT
+    r = OV_(fmadd)(r, OV_(fnmadd)(d, r, one), r);
+#endif
+    const OV_VEC q = OV_(mul)(num, r);
+    return OV_(fmadd)(r, OV_(fnmadd)(d, q, num), q);
+}
+
+/* The update of n parameters in AVX-512 registers, for every solver that
+ * divides (all but SGD): the generic loop's operations, in its order and
+ * with the FMA contractions GCC gives it spelled out, except the division
+ * (div_newton); the tail in masked lanes, so that every element takes the
+ * same path whatever the thread ranges. */
+FNN_TARGET_OPTIM_AVX512 static void FN(update_avx512)(int solver, const FN(step_coefs) *c,
+                                                      REAL *restrict p,
+                                                      const REAL *restrict g,
+                                                      REAL *restrict m, REAL *restrict v,
+                                                      int64_t n)
+{
+    const OV_VEC b1 = OV_(set1)(c->b1), c1 = OV_(set1)(1 - c->b1), b2 = OV_(set1)(c->b2);
+    const OV_VEC c2 = OV_(set1)(1 - c->b2), eps = OV_(set1)(c->eps), r = OV_(set1)(c->r);
+    const OV_VEC lr_t = OV_(set1)(c->lr_t), decay = OV_(set1)(c->decay);
+    const OV_VEC rho = OV_(set1)(c->rho), c_rho = OV_(set1)(1 - c->rho);
+    const OV_VEC cm = OV_(set1)(c->cm), cg = OV_(set1)(c->cg), cv = OV_(set1)(c->cv);
+    const OV_VEC zero = OV_(setzero)();
+    const int has_v = solver != FNN_SOLVER_ADAGRAD && solver != FNN_SOLVER_RMSPROP;
+    for (int64_t i = 0; i < n; i += OV_W) {
+        const OV_MASK k = n - i >= OV_W ? (OV_MASK)-1 : (OV_MASK)((1u << (n - i)) - 1u);
+        const OV_VEC gi = OV_(maskz_loadu)(k, g + i), mi0 = OV_(maskz_loadu)(k, m + i);
+        const OV_VEC vi0 = has_v ? OV_(maskz_loadu)(k, v + i) : zero;
+        OV_VEC pi = OV_(maskz_loadu)(k, p + i), mi, vi = vi0, q;
+        switch (solver) {
+        case FNN_SOLVER_ADAMW: /* decay first, then Adam */
+            pi = OV_(fnmadd)(pi, decay, pi);
+            /* fall through */
+        case FNN_SOLVER_ADAM:
+            mi = OV_(fmadd)(b1, mi0, OV_(mul)(c1, gi));
+            vi = OV_(fmadd)(b2, vi0, OV_(mul)(OV_(mul)(c2, gi), gi));
+            q = FN(div_newton)(OV_(mul)(lr_t, mi), OV_(add)(OV_(sqrt)(vi), eps));
+            break;
+        case FNN_SOLVER_NADAM: {
+            mi = OV_(fmadd)(b1, mi0, OV_(mul)(c1, gi));
+            vi = OV_(fmadd)(b2, vi0, OV_(mul)(OV_(mul)(c2, gi), gi));
+            const OV_VEC m_hat = OV_(fmadd)(cm, mi, OV_(mul)(cg, gi));
+            q = FN(div_newton)(OV_(mul)(r, m_hat), OV_(add)(OV_(sqrt)(OV_(mul)(cv, vi)), eps));
+            break;
+        }
+        case FNN_SOLVER_ADAMAX: {
+            mi = OV_(fmadd)(b1, mi0, OV_(mul)(c1, gi));
+            /* |g| as `g < 0 ? -g : g` (keeps -0.0), then `bu > ag ? bu : ag` */
+            const OV_VEC neg =
+                OV_FROM_BITS(_mm512_xor_si512(OV_BITS(gi), OV_BITS(OV_(set1)((REAL)-0.0))));
+            const OV_VEC ag = OV_(mask_mov)(neg, OV_CMP_MASK(gi, zero, _CMP_NLT_UQ), gi);
+            vi = OV_(max)(OV_(mul)(b2, vi0), ag);
+            q = FN(div_newton)(OV_(mul)(r, mi), OV_(add)(vi, eps));
+            break;
+        }
+        case FNN_SOLVER_RMSPROP:
+            mi = OV_(fmadd)(rho, mi0, OV_(mul)(OV_(mul)(c_rho, gi), gi));
+            q = FN(div_newton)(OV_(mul)(r, gi), OV_(sqrt)(OV_(add)(mi, eps)));
+            break;
+        default: /* FNN_SOLVER_ADAGRAD */
+            mi = OV_(fmadd)(gi, gi, mi0);
+            q = FN(div_newton)(OV_(mul)(r, gi), OV_(sqrt)(OV_(add)(mi, eps)));
+            break;
+        }
+        OV_(mask_storeu)(m + i, k, mi);
+        if (has_v)
+            OV_(mask_storeu)(v + i, k, vi);
+        OV_(mask_storeu)(p + i, k, OV_(sub)(pi, q));
+    }
+}
+
+/* update_avx512 runs on this CPU, for this solver, and every divisor it
+ * meets (at least eps or its square root) keeps div_newton in range. */
+static int FN(update_avx512_ok)(int solver, REAL eps)
+{
+    return fnn_optim_avx512() && solver != FNN_SOLVER_SGD && eps >= 4 * OV_MIN &&
+           eps <= 1 / (4 * OV_MIN);
+}
+#undef OV_W
+#undef OV_VEC
+#undef OV_MASK
+#undef OV_
+#undef OV_BITS
+#undef OV_FROM_BITS
+#undef OV_CMP_MASK
+#undef OV_MIN
+#endif
+
 /* The update of the n parameters at params (gradient, moments at the same
  * offsets). */
 FNN_HOT static void FN(update_range)(const fnn_net *net, const FN(step_coefs) *c,
@@ -34,6 +183,14 @@ FNN_HOT static void FN(update_range)(const fnn_net *net, const FN(step_coefs) *c
     const REAL *restrict grad = grad_;
     REAL *restrict m = m_, *restrict v = v_;
     const REAL b1 = c->b1, b2 = c->b2, eps = c->eps;
+#if FNN_OPTIM_AVX512
+    if (FN(update_avx512_ok)(net->solver, eps)) {
+        FNN_PAR_RANGES(nt, n, lo, hi,
+                       FN(update_avx512)(net->solver, c, params + lo, grad + lo, m + lo,
+                                         v != NULL ? v + lo : NULL, hi - lo));
+        return;
+    }
+#endif
 
     switch ((fnn_solver)net->solver) {
     case FNN_SOLVER_SGD: {

@@ -1062,6 +1062,143 @@ static void t_solver_rule(int solver, int nesterov, int f32)
     ds_free(&D);
 }
 
+fnn_status fnn_optim_step_f32(const fnn_net *net, float *params, const float *grad,
+                              fnn_optstate *opt, double lr, int nt);
+fnn_status fnn_optim_step_f64(const fnn_net *net, double *params, const double *grad,
+                              fnn_optstate *opt, double lr, int nt);
+
+/* The coefficients of update number t (1, 2, ...) as optim.c computes them,
+ * in double before rounding to the parameters' type. */
+typedef struct {
+    double b1, b2, eps, rho, r, lr_t, decay, cm, cg, cv;
+} upd_coefs;
+static upd_coefs upd_coefs_at(const fnn_net *net, int t, double lr, double *nadam_prod)
+{
+    upd_coefs c = {net->beta_1, net->beta_2, net->epsilon, net->rho, lr, 0, 0, 0, 0, 0};
+    c.lr_t = lr * sqrt(1.0 - pow(net->beta_2, t)) / (1.0 - pow(net->beta_1, t));
+    c.decay = lr * net->weight_decay;
+    if (net->solver == FNN_SOLVER_ADAMAX)
+        c.r = lr / (1.0 - pow(net->beta_1, t));
+    const double mu_t = net->beta_1 * (1.0 - 0.5 * pow(0.96, t));
+    const double mu_next = net->beta_1 * (1.0 - 0.5 * pow(0.96, t + 1));
+    *nadam_prod *= mu_t;
+    c.cm = mu_next / (1.0 - *nadam_prod * mu_next);
+    c.cg = (1.0 - mu_t) / (1.0 - *nadam_prod);
+    c.cv = 1.0 / (1.0 - pow(net->beta_2, t));
+    return c;
+}
+
+/* Each dividing solver's update written out in the parameters' precision,
+ * with the FMA contractions optim.c spells out and true division. */
+#define UPDATE_REF(NAME, R, FMA, SQRT)                                                     \
+    static void NAME(int solver, const upd_coefs *c, R *p, const R *g, R *m, R *v,         \
+                     int64_t n)                                                            \
+    {                                                                                      \
+        const R b1 = (R)c->b1, b2 = (R)c->b2, eps = (R)c->eps, rho = (R)c->rho, r = (R)c->r; \
+        const R lr_t = (R)c->lr_t, decay = (R)c->decay, cm = (R)c->cm, cg = (R)c->cg;      \
+        const R cv = (R)c->cv;                                                             \
+        for (int64_t i = 0; i < n; i++) {                                                  \
+            switch (solver) {                                                              \
+            case FNN_SOLVER_ADAMW:                                                         \
+                p[i] = FMA(-p[i], decay, p[i]);                                            \
+                /* fall through */                                                         \
+            case FNN_SOLVER_ADAM:                                                          \
+                m[i] = FMA(b1, m[i], (1 - b1) * g[i]);                                     \
+                v[i] = FMA(b2, v[i], ((1 - b2) * g[i]) * g[i]);                            \
+                p[i] = p[i] - (lr_t * m[i]) / (SQRT(v[i]) + eps);                          \
+                break;                                                                     \
+            case FNN_SOLVER_NADAM:                                                         \
+                m[i] = FMA(b1, m[i], (1 - b1) * g[i]);                                     \
+                v[i] = FMA(b2, v[i], ((1 - b2) * g[i]) * g[i]);                            \
+                p[i] = p[i] - (r * FMA(cm, m[i], cg * g[i])) / (SQRT(cv * v[i]) + eps);    \
+                break;                                                                     \
+            case FNN_SOLVER_ADAMAX: {                                                      \
+                m[i] = FMA(b1, m[i], (1 - b1) * g[i]);                                     \
+                const R ag = g[i] < 0 ? -g[i] : g[i], bu = b2 * v[i];                      \
+                v[i] = bu > ag ? bu : ag;                                                  \
+                p[i] = p[i] - (r * m[i]) / (v[i] + eps);                                   \
+                break;                                                                     \
+            }                                                                              \
+            case FNN_SOLVER_RMSPROP:                                                       \
+                m[i] = FMA(rho, m[i], ((1 - rho) * g[i]) * g[i]);                          \
+                p[i] = p[i] - (r * g[i]) / SQRT(m[i] + eps);                               \
+                break;                                                                     \
+            default: /* adagrad */                                                         \
+                m[i] = FMA(g[i], g[i], m[i]);                                              \
+                p[i] = p[i] - (r * g[i]) / SQRT(m[i] + eps);                               \
+                break;                                                                     \
+            }                                                                              \
+        }                                                                                  \
+    }
+UPDATE_REF(update_ref_f32, float, fmaf, sqrtf)
+UPDATE_REF(update_ref_f64, double, fma, sqrt)
+#undef UPDATE_REF
+
+fnn_status fnn_optim_step_f32(const fnn_net *net, float *params, const float *grad,
+                              fnn_optstate *opt, double lr, int nt);
+fnn_status fnn_optim_step_f64(const fnn_net *net, double *params, const double *grad,
+                              fnn_optstate *opt, double lr, int nt);
+
+/* Each dividing solver's update equals its formula with true division, bit
+ * for bit, on 1 and 2 threads: a parameter vector of odd length (vector
+ * tails), gradients over 16 decades, some exactly 0 or -0, several steps.
+ * On an AVX-512 CPU this checks optim.c's division by Newton steps
+ * (div_newton), elsewhere the generic loops. */
+static void t_update_exact(int solver, int f32)
+{
+    const int64_t n = 100003;
+    fnn_net net;
+    memset(&net, 0, sizeof net);
+    net.n_params = n;
+    net.solver = solver;
+    net.beta_1 = 0.9;
+    net.beta_2 = 0.999;
+    net.epsilon = 1e-7;
+    net.rho = 0.9;
+    net.weight_decay = 0.004;
+    const double m_start = solver == FNN_SOLVER_ADAGRAD ? 0.1 : 0.0;
+    const int has_v = solver != FNN_SOLVER_ADAGRAD && solver != FNN_SOLVER_RMSPROP;
+    rng_t r = {17};
+    double *p0 = xcalloc(n, sizeof(double)), *g0 = xcalloc(n, sizeof(double));
+    double *m0 = xcalloc(n, sizeof(double));
+    for (int64_t i = 0; i < n; i++) {
+        p0[i] = 0.1 * rng_normal(&r);
+        g0[i] = i % 97 == 0   ? 0.0
+                : i % 89 == 0 ? -0.0
+                              : rng_normal(&r) * pow(10.0, -12.0 + 16.0 * rng_unif(&r));
+        m0[i] = m_start;
+    }
+    for (int nt = 1; nt <= 2; nt++) {
+        void *p = vtyped(f32, p0, n), *g = vtyped(f32, g0, n), *m = vtyped(f32, m0, n);
+        void *v = has_v ? xcalloc(n, esz(f32)) : NULL;
+        void *rp = vtyped(f32, p0, n), *rm = vtyped(f32, m0, n), *rv = xcalloc(n, esz(f32));
+        fnn_optstate opt = {m, v, 0, 1.0};
+        fnn_status st = FNN_OK;
+        const double lr = 1e-3;
+        double prod = 1.0;
+        for (int t = 1; t <= 4; t++) {
+            st |= f32 ? fnn_optim_step_f32(&net, p, g, &opt, lr, nt)
+                      : fnn_optim_step_f64(&net, p, g, &opt, lr, nt);
+            const upd_coefs c = upd_coefs_at(&net, t, lr, &prod);
+            if (f32)
+                update_ref_f32(solver, &c, rp, g, rm, rv, n);
+            else
+                update_ref_f64(solver, &c, rp, g, rm, rv, n);
+        }
+        CHECK(st == FNN_OK && opt.t == 4, "%d threads: status %d, t %lld", nt, st,
+              (long long)opt.t);
+        int64_t differ = 0;
+        for (int64_t i = 0; i < n; i++) differ += vget(f32, p, i) != vget(f32, rp, i);
+        CHECK(differ == 0 && vsame(f32, m, rm, n) && (!has_v || vsame(f32, v, rv, n)),
+              "%d threads: %lld of %lld parameters differ from the formula (max %.3g)", nt,
+              (long long)differ, (long long)n, vmaxdiff(f32, p, rp, n));
+        free(p), free(g), free(m), free(v), free(rp), free(rm), free(rv);
+    }
+    free(p0);
+    free(g0);
+    free(m0);
+}
+
 /* One full-batch SGD step equals p - lr * (loss_grad's gradient), and the
  * report carries loss_grad's loss and the kernels' gradient norms. */
 static void t_step_matches_loss_grad(int bn, int bn_input, int f32)
@@ -2653,6 +2790,12 @@ int main(void)
                 chk_begin("solver_update_rule[%s%s,%s]", fnn_solver_table[s].name,
                           nes ? "_nesterov" : "", dt(f32));
                 t_solver_rule(s, nes, f32);
+                chk_end();
+            }
+        for (int s = 0; s < FNN_SOLVER_COUNT; s++)
+            if (s != FNN_SOLVER_SGD) {
+                chk_begin("update_exact[%s,%s]", fnn_solver_table[s].name, dt(f32));
+                t_update_exact(s, f32);
                 chk_end();
             }
         static const int bns[][2] = {{FNN_BN_NONE, 0}, {FNN_BN_BEFORE, 0}, {FNN_BN_AFTER, 1}};
