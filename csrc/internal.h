@@ -79,25 +79,26 @@ double fnn_seconds(void);
  * line in every array and each 64-byte access spans two lines: measured 2.8x
  * slower per element on the Adam update of the chapter network, whose second
  * half ran on the other thread while the first waited for it. */
-#define FNN_PAR_ELEMENTS(nt, n, i, ...) \
-    FNN_PAR_RANGES(nt, n, fnn_lo_, fnn_hi_, for (int64_t i = fnn_lo_; i < fnn_hi_; i++) __VA_ARGS__)
+#define FNN_PAR_ELEMENTS(nt, n, i, ...)                                    \
+    FNN_PAR_RANGES(nt, n, fnn_lo_, fnn_hi_,                                \
+                   for (int64_t i = fnn_lo_; i < fnn_hi_; i++) __VA_ARGS__)
 /* FNN_PAR_RANGES(nt, n, lo, hi, body): body once per thread with its range
  * [lo, hi) of the n elements (fnn_element_range), or once with [0, n): for
  * bodies that walk a range themselves (explicit vector loops). */
-#define FNN_PAR_RANGES(nt, n, lo, hi, ...)                                          \
-    do {                                                                         \
-        if ((nt) > 1 && (n) > FNN_OMP_MIN_WORK && fnn_parallel_allowed()) {      \
-            FNN_PRAGMA(omp parallel num_threads(nt))                             \
-            {                                                                    \
-                int64_t lo, hi;                                                  \
+#define FNN_PAR_RANGES(nt, n, lo, hi, ...)                                           \
+    do {                                                                             \
+        if ((nt) > 1 && (n) > FNN_OMP_MIN_WORK && fnn_parallel_allowed()) {          \
+            FNN_PRAGMA(omp parallel num_threads(nt))                                 \
+            {                                                                        \
+                int64_t lo, hi;                                                      \
                 fnn_element_range((n), omp_get_thread_num(), omp_get_num_threads(), \
-                                  &lo, &hi);                                     \
-                __VA_ARGS__;                                                     \
-            }                                                                    \
-        } else {                                                                 \
-            const int64_t lo = 0, hi = (n);                                      \
-            __VA_ARGS__;                                                         \
-        }                                                                        \
+                                  &lo, &hi);                                         \
+                __VA_ARGS__;                                                         \
+            }                                                                        \
+        } else {                                                                     \
+            const int64_t lo = 0, hi = (n);                                          \
+            __VA_ARGS__;                                                             \
+        }                                                                            \
     } while (0)
 #else
 #define FNN_PAR_FOR(nt, work, header, ...) \
