@@ -90,8 +90,8 @@ FN(div_newton)(OV_VEC num, OV_VEC d)
     return OV_(fmadd)(r, OV_(fnmadd)(d, q, num), q);
 }
 
-/* The update of n parameters in AVX-512 registers, for every solver that
- * divides (all but SGD): the generic loop's operations, in its order and
+/* The update of n parameters in AVX-512 registers, for the solvers that
+ * divide (update_avx512_ok lists them): the generic loop's operations, in its order and
  * with the FMA contractions GCC gives it spelled out, except the division
  * (div_newton); the tail in masked lanes, so that every element takes the
  * same path whatever the thread ranges. */
@@ -143,7 +143,7 @@ FNN_TARGET_OPTIM_AVX512 static void FN(update_avx512)(int solver, const FN(step_
             mi = OV_(fmadd)(rho, mi0, OV_(mul)(OV_(mul)(c_rho, gi), gi));
             q = FN(div_newton)(OV_(mul)(r, gi), OV_(sqrt)(OV_(add)(mi, eps)));
             break;
-        default: /* FNN_SOLVER_ADAGRAD */
+        default: /* FNN_SOLVER_ADAGRAD (update_avx512_ok admits no other) */
             mi = OV_(fmadd)(gi, gi, mi0);
             q = FN(div_newton)(OV_(mul)(r, gi), OV_(sqrt)(OV_(add)(mi, eps)));
             break;
@@ -155,12 +155,15 @@ FNN_TARGET_OPTIM_AVX512 static void FN(update_avx512)(int solver, const FN(step_
     }
 }
 
-/* update_avx512 runs on this CPU, for this solver, and every divisor it
+/* update_avx512 runs on this CPU, knows this solver (a solver added later
+ * takes the generic loop until it gets a case there), and every divisor it
  * meets (at least eps or its square root) keeps div_newton in range. */
 static int FN(update_avx512_ok)(int solver, REAL eps)
 {
-    return fnn_optim_avx512() && solver != FNN_SOLVER_SGD && eps >= 4 * OV_MIN &&
-           eps <= 1 / (4 * OV_MIN);
+    const int known = solver == FNN_SOLVER_ADAM || solver == FNN_SOLVER_ADAMW ||
+                      solver == FNN_SOLVER_NADAM || solver == FNN_SOLVER_ADAMAX ||
+                      solver == FNN_SOLVER_RMSPROP || solver == FNN_SOLVER_ADAGRAD;
+    return known && fnn_optim_avx512() && eps >= 4 * OV_MIN && eps <= 1 / (4 * OV_MIN);
 }
 #undef OV_W
 #undef OV_VEC
