@@ -19,15 +19,12 @@
 #include <immintrin.h>
 #define FNN_OPTIM_AVX512 1
 #define FNN_TARGET_OPTIM_AVX512 __attribute__((target("avx512f")))
-/* 1 when the CPU runs AVX-512F (checked once). */
+/* 1 when the CPU runs AVX-512F (a read of libgcc's CPU model, once per
+ * update: no cached flag for concurrent fits to race on). */
 static int fnn_optim_avx512(void)
 {
-    static int known = -1;
-    if (known < 0) {
-        __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") != 0;
-    }
-    return known;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") != 0;
 }
 #else
 #define FNN_OPTIM_AVX512 0
