@@ -120,6 +120,12 @@ double fnn_seconds(void);
     } while (0)
 #endif
 
+/* Target attributes of the explicit-vector code (the own kernels' tiles,
+ * optim.c's update): compiled for that instruction set whatever the build's
+ * baseline, and run only after a CPU check (fnn_sgemm_kernel_available). */
+#define FNN_TARGET_AVX512 __attribute__((target("avx512f")))
+#define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+
 /* FNN_HOT: compile a hot element-wise kernel for AVX-512, AVX2 and the
  * baseline, and pick one at load time (GCC function multiversioning), so one
  * portable build still uses the machine's vector width. */

@@ -18,14 +18,6 @@
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(FNN_NO_SGEMM_KERNELS)
 #include <immintrin.h>
 #define FNN_OPTIM_AVX512 1
-#define FNN_TARGET_OPTIM_AVX512 __attribute__((target("avx512f")))
-/* 1 when the CPU runs AVX-512F (a read of libgcc's CPU model, once per
- * update: no cached flag for concurrent fits to race on). */
-static int fnn_optim_avx512(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-}
 #else
 #define FNN_OPTIM_AVX512 0
 #endif
@@ -74,7 +66,7 @@ typedef struct {
  * it on Sapphire Rapids: Adam over the chapter network's 266,610 parameters
  * on 2 threads took 214 us in float64 (151 with this) and 57 us in float32
  * (45). */
-static inline __attribute__((always_inline)) FNN_TARGET_OPTIM_AVX512 OV_VEC
+static inline __attribute__((always_inline)) FNN_TARGET_AVX512 OV_VEC
 FN(div_newton)(OV_VEC num, OV_VEC d)
 {
     const OV_VEC one = OV_(set1)((REAL)1);
@@ -92,7 +84,7 @@ FN(div_newton)(OV_VEC num, OV_VEC d)
  * with the FMA contractions GCC gives it spelled out, except the division
  * (div_newton); the tail in masked lanes, so that every element takes the
  * same path whatever the thread ranges. */
-FNN_TARGET_OPTIM_AVX512 static void FN(update_avx512)(int solver, const FN(step_coefs) *c,
+FNN_TARGET_AVX512 static void FN(update_avx512)(int solver, const FN(step_coefs) *c,
                                                       REAL *restrict p,
                                                       const REAL *restrict g,
                                                       REAL *restrict m, REAL *restrict v,
@@ -160,7 +152,8 @@ static int FN(update_avx512_ok)(int solver, REAL eps)
     const int known = solver == FNN_SOLVER_ADAM || solver == FNN_SOLVER_ADAMW ||
                       solver == FNN_SOLVER_NADAM || solver == FNN_SOLVER_ADAMAX ||
                       solver == FNN_SOLVER_RMSPROP || solver == FNN_SOLVER_ADAGRAD;
-    return known && fnn_optim_avx512() && eps >= 4 * OV_MIN && eps <= 1 / (4 * OV_MIN);
+    return known && fnn_sgemm_kernel_available() == FNN_SGEMM_AVX512 && eps >= 4 * OV_MIN &&
+           eps <= 1 / (4 * OV_MIN);
 }
 #undef OV_W
 #undef OV_VEC

@@ -14,9 +14,6 @@
  * part_in/part_out carry a partial sum over k between the calls of a
  * blocked walk (tile_walk.h).
  */
-#ifndef FNN_TARGET_AVX2
-#define FNN_TARGET_AVX2 __attribute__((target("avx2,fma")))
-#endif
 #if defined(TW_REAL_IS_DOUBLE)
 #define TA_W 4
 #define TA_VEC __m256d

@@ -12,9 +12,6 @@
  * separate full-tile path.  part_in/part_out carry a partial sum over k
  * between the calls of a blocked walk (tile_walk.h).
  */
-#ifndef FNN_TARGET_AVX512
-#define FNN_TARGET_AVX512 __attribute__((target("avx512f")))
-#endif
 /* Rows of B fetched ahead (tile_avx512); 16 to 48 measured alike. */
 #define TB_PREFETCH 16
 #if defined(TW_REAL_IS_DOUBLE)
