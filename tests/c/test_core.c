@@ -1134,11 +1134,6 @@ UPDATE_REF(update_ref_f32, float, fmaf, sqrtf)
 UPDATE_REF(update_ref_f64, double, fma, sqrt)
 #undef UPDATE_REF
 
-fnn_status fnn_optim_step_f32(const fnn_net *net, float *params, const float *grad,
-                              fnn_optstate *opt, double lr, int nt);
-fnn_status fnn_optim_step_f64(const fnn_net *net, double *params, const double *grad,
-                              fnn_optstate *opt, double lr, int nt);
-
 /* Each dividing solver's update equals its formula with true division, bit
  * for bit, on 1 and 2 threads: a parameter vector of odd length (vector
  * tails), gradients over 16 decades, some exactly 0 or -0, several steps.
@@ -2300,8 +2295,6 @@ fnn_status fnn_act_backward_f32(int act, double slope, float *dpre, const float 
                                 const float *pre, const float *out, int64_t n, int nt);
 fnn_status fnn_act_backward_f64(int act, double slope, double *dpre, const double *dout,
                                 const double *pre, const double *out, int64_t n, int nt);
-fnn_status fnn_optim_step_f64(const fnn_net *net, double *params, const double *grad,
-                              fnn_optstate *opt, double lr, int nt);
 fnn_status fnn_clip_gradients_f64(const fnn_net *net, double *grad, const double *sq_norms,
                                   int n_tensors, const int64_t *off, const int64_t *len,
                                   int nt);
