@@ -13,10 +13,11 @@ void FN(fnn_dense_forward)(const fnn_blas *blas, REAL *out, const REAL *inp, con
                            const REAL *bias, int64_t rows, int64_t n_in, int64_t n_out,
                            int nt);
 /* dw (n_in x n_out) [+]= inp^T dout; dbias (n_out) [+]= column sums of dout (when
- * not NULL); dinp (rows x n_in) = dout W^T (when not NULL). */
+ * not NULL); dinp (rows x n_in) = dout W^T (when not NULL), with wt (n_in x
+ * n_out elements, or NULL) as scratch for W^T. */
 void FN(fnn_dense_backward)(const fnn_blas *blas, REAL *dinp, REAL *dw, REAL *dbias,
-                            const REAL *dout, const REAL *inp, const REAL *w, int64_t rows,
-                            int64_t n_in, int64_t n_out, int accumulate, int nt);
+                            const REAL *dout, const REAL *inp, const REAL *w, REAL *wt,
+                            int64_t rows, int64_t n_in, int64_t n_out, int accumulate, int nt);
 /* out (n) [+]= column sums of x (rows x n), each summed in row order. */
 void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n, int accumulate,
                       int nt);

@@ -186,6 +186,7 @@ typedef struct {
     REAL **xhat, **istd;  /* [L] BN slots */
     double **mean, **var; /* [L] BN slots: batch statistics of the last forward */
     REAL *d1, *d2;  /* cap x max units: backward ping-pong */
+    REAL *wt;       /* a hidden layer's W^T, for its input gradient (dense.c) */
     double *rowbuf; /* cap */
     REAL *grad;     /* n_params */
     int64_t *toff, *tlen;
@@ -227,6 +228,10 @@ static int FN(ws_init)(FN(fnn_ws) *w, fnn_allocs *al, const fnn_net *net, int64_
     w->istd = ALLOC(REAL *, L);
     w->mean = ALLOC(double *, L);
     w->var = ALLOC(double *, L);
+    int64_t wmax = 0; /* layers above the first: their inputs' gradients */
+    for (int l = 1; l < L; l++) wmax = u[l] * u[l + 1] > wmax ? u[l] * u[l + 1] : wmax;
+    if (with_grad && wmax > 0)
+        w->wt = ALLOC(REAL, wmax);
     w->d1 = ALLOC(REAL, cap * umax);
     w->d2 = ALLOC(REAL, cap * umax);
     w->rowbuf = ALLOC(double, cap);
@@ -368,7 +373,8 @@ static void FN(backward)(const fnn_net *net, const fnn_blas *blas, const REAL *p
         const int need_dx = l > k || (k == 0 && fnn_bn_present(net, 0));
         REAL *dbias = net->b_off[l] >= 0 ? grad + net->b_off[l] : NULL;
         FN(fnn_dense_backward)(blas, need_dx ? dn : NULL, grad + net->w_off[l], dbias, d, w->x[l],
-                               params + net->w_off[l], rows, n_in, n_out, accumulate, nt);
+                               params + net->w_off[l], l > 0 ? w->wt : NULL, rows, n_in, n_out,
+                               accumulate, nt);
         if (need_dx) {
             if (w->dropped[l])
                 FN(fnn_dropout_backward)(dn, dn, w->keep[l], rows * n_in, net->dropout[l],

@@ -1130,15 +1130,33 @@ static upd_coefs upd_coefs_at(const fnn_net *net, int t, double lr, double *nada
             }                                                                              \
         }                                                                                  \
     }
+/* a * b + c in two roundings, whatever the compiler would contract */
+static float mul_add_f32(float a, float b, float c)
+{
+    volatile float ab = a * b;
+    return ab + c;
+}
+static double mul_add_f64(double a, double b, double c)
+{
+    volatile double ab = a * b;
+    return ab + c;
+}
 UPDATE_REF(update_ref_f32, float, fmaf, sqrtf)
 UPDATE_REF(update_ref_f64, double, fma, sqrt)
+/* The same without contractions: what the generic loop computes where the
+ * compiler does not contract (an unoptimized build, a CPU without FMA). */
+UPDATE_REF(update_plain_f32, float, mul_add_f32, sqrtf)
+UPDATE_REF(update_plain_f64, double, mul_add_f64, sqrt)
 #undef UPDATE_REF
 
 /* Each dividing solver's update equals its formula with true division, bit
  * for bit, on 1 and 2 threads: a parameter vector of odd length (vector
  * tails), gradients over 16 decades, some exactly 0 or -0, several steps.
  * On an AVX-512 CPU this checks optim.c's division by Newton steps
- * (div_newton), elsewhere the generic loops. */
+ * (div_newton), with the FMAs it spells out; elsewhere the generic loops,
+ * which equal the formula with the contractions an optimizing compiler
+ * makes for an FMA CPU or, in a build that does not contract (the
+ * sanitizers' unoptimized one), without them. */
 static void t_update_exact(int solver, int f32)
 {
     const int64_t n = 100003;
@@ -1166,7 +1184,13 @@ static void t_update_exact(int solver, int f32)
     for (int nt = 1; nt <= 2; nt++) {
         void *p = vtyped(f32, p0, n), *g = vtyped(f32, g0, n), *m = vtyped(f32, m0, n);
         void *v = has_v ? xcalloc(n, esz(f32)) : NULL;
-        void *rp = vtyped(f32, p0, n), *rm = vtyped(f32, m0, n), *rv = xcalloc(n, esz(f32));
+        /* [0]: the formula with FMAs, [1]: without */
+        void *rp[2], *rm[2], *rv[2];
+        for (int q = 0; q < 2; q++) {
+            rp[q] = vtyped(f32, p0, n);
+            rm[q] = vtyped(f32, m0, n);
+            rv[q] = xcalloc(n, esz(f32));
+        }
         fnn_optstate opt = {m, v, 0, 1.0};
         fnn_status st = FNN_OK;
         const double lr = 1e-3;
@@ -1175,19 +1199,31 @@ static void t_update_exact(int solver, int f32)
             st |= f32 ? fnn_optim_step_f32(&net, p, g, &opt, lr, nt)
                       : fnn_optim_step_f64(&net, p, g, &opt, lr, nt);
             const upd_coefs c = upd_coefs_at(&net, t, lr, &prod);
-            if (f32)
-                update_ref_f32(solver, &c, rp, g, rm, rv, n);
-            else
-                update_ref_f64(solver, &c, rp, g, rm, rv, n);
+            if (f32) {
+                update_ref_f32(solver, &c, rp[0], g, rm[0], rv[0], n);
+                update_plain_f32(solver, &c, rp[1], g, rm[1], rv[1], n);
+            } else {
+                update_ref_f64(solver, &c, rp[0], g, rm[0], rv[0], n);
+                update_plain_f64(solver, &c, rp[1], g, rm[1], rv[1], n);
+            }
         }
         CHECK(st == FNN_OK && opt.t == 4, "%d threads: status %d, t %lld", nt, st,
               (long long)opt.t);
-        int64_t differ = 0;
-        for (int64_t i = 0; i < n; i++) differ += vget(f32, p, i) != vget(f32, rp, i);
-        CHECK(differ == 0 && vsame(f32, m, rm, n) && (!has_v || vsame(f32, v, rv, n)),
-              "%d threads: %lld of %lld parameters differ from the formula (max %.3g)", nt,
-              (long long)differ, (long long)n, vmaxdiff(f32, p, rp, n));
-        free(p), free(g), free(m), free(v), free(rp), free(rm), free(rv);
+        int64_t differ[2] = {0, 0};
+        int same[2];
+        for (int q = 0; q < 2; q++) {
+            for (int64_t i = 0; i < n; i++) differ[q] += vget(f32, p, i) != vget(f32, rp[q], i);
+            same[q] = differ[q] == 0 && vsame(f32, m, rm[q], n) &&
+                      (!has_v || vsame(f32, v, rv[q], n));
+        }
+        /* the AVX-512 loop spells its FMAs out: no build leaves them out */
+        const int explicit_fma = fnn_sgemm_kernel_available() == FNN_SGEMM_AVX512;
+        CHECK(same[0] || (!explicit_fma && same[1]),
+              "%d threads: %lld of %lld parameters differ from the formula (max %.3g); "
+              "%lld from it without FMAs", nt, (long long)differ[0], (long long)n,
+              vmaxdiff(f32, p, rp[0], n), (long long)differ[1]);
+        free(p), free(g), free(m), free(v);
+        for (int q = 0; q < 2; q++) free(rp[q]), free(rm[q]), free(rv[q]);
     }
     free(p0);
     free(g0);
@@ -2286,6 +2322,12 @@ void fnn_gemm_f64(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int
 void fnn_dgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, double alpha,
                       const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                       double *c, int64_t ldc);
+void fnn_dense_backward_f32(const fnn_blas *blas, float *dinp, float *dw, float *dbias,
+                            const float *dout, const float *inp, const float *w, float *wt,
+                            int64_t rows, int64_t n_in, int64_t n_out, int accumulate, int nt);
+void fnn_dense_backward_f64(const fnn_blas *blas, double *dinp, double *dw, double *dbias,
+                            const double *dout, const double *inp, const double *w, double *wt,
+                            int64_t rows, int64_t n_in, int64_t n_out, int accumulate, int nt);
 
 fnn_status fnn_act_forward_f32(int act, double slope, float *out, const float *pre,
                                int64_t rows, int64_t cols, int nt);
@@ -2661,6 +2703,120 @@ static void t_own_kernel_rule(void)
         }
 }
 
+/* A layer's input gradient dout W^T (dense.c): with scratch for W^T and the
+ * AVX2 kernels allowed, the products the AVX2 rule takes (narrow ones, and
+ * those of 64 rows and fewer in float, 32 in double) run in that kernel on
+ * W^T built by the threads that read it: one BLAS call fewer than without
+ * scratch, within rounding of a long-double reference, the kernel's bits on
+ * an explicit W^T, the same bits on one thread or two; the weight gradient
+ * is the same with scratch or without. */
+static void t_dgrad_transposed(int f32)
+{
+    if (fnn_sgemm_kernel_available() < FNN_SGEMM_AVX2) {
+        printf("     (this CPU cannot run the AVX2 kernels)\n");
+        return;
+    }
+    static const int64_t shapes[][3] = {{32, 300, 100}, {5, 37, 19}, {17, 24, 40}, {64, 20, 9},
+                                        {32, 100, 10},  {1, 50, 30}, {33, 40, 30}, {65, 30, 20}};
+    rng_t r = {77};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t rows = shapes[s][0], n_in = shapes[s][1], n_out = shapes[s][2];
+        const int own = n_in * n_out > 256 && (n_in <= 16 || rows <= (f32 ? 64 : 32));
+        double *d_out = xcalloc(rows * n_out, sizeof(double));
+        double *d_inp = xcalloc(rows * n_in, sizeof(double));
+        double *d_w = xcalloc(n_in * n_out, sizeof(double));
+        for (int64_t i = 0; i < rows * n_out; i++) d_out[i] = rng_normal(&r);
+        for (int64_t i = 0; i < rows * n_in; i++) d_inp[i] = rng_normal(&r);
+        for (int64_t i = 0; i < n_in * n_out; i++) d_w[i] = rng_normal(&r);
+        void *dout = vtyped(f32, d_out, rows * n_out), *inp = vtyped(f32, d_inp, rows * n_in);
+        void *w = vtyped(f32, d_w, n_in * n_out), *wt = xcalloc(n_in * n_out, esz(f32));
+        void *res[3], *dws[3]; /* scratch on 1 thread, on 2 threads, no scratch */
+        int calls[3];
+        for (int v = 0; v < 3; v++) {
+            fnn_blas blas = {counted_sgemm, counted_dgemm, v == 1 ? 2 : 1, FNN_SGEMM_AVX2};
+            res[v] = xcalloc(rows * n_in, esz(f32));
+            dws[v] = xcalloc(n_in * n_out, esz(f32));
+            void *scratch = v == 2 ? NULL : wt;
+            if (f32) {
+                fnn_dense_backward_f32(&blas, res[v], dws[v], NULL, dout, inp, w, NULL, rows,
+                                       n_in, n_out, 0, blas.n_threads);
+                counted_sgemm_calls = 0;
+                fnn_dense_backward_f32(&blas, res[v], dws[v], NULL, dout, inp, w, scratch, rows,
+                                       n_in, n_out, 0, blas.n_threads);
+                calls[v] = counted_sgemm_calls;
+            } else {
+                fnn_dense_backward_f64(&blas, res[v], dws[v], NULL, dout, inp, w, NULL, rows,
+                                       n_in, n_out, 0, blas.n_threads);
+                counted_dgemm_calls = 0;
+                fnn_dense_backward_f64(&blas, res[v], dws[v], NULL, dout, inp, w, scratch, rows,
+                                       n_in, n_out, 0, blas.n_threads);
+                calls[v] = counted_dgemm_calls;
+            }
+        }
+        /* BLAS calls of the input gradient: the weight gradient's taken away */
+        fnn_blas b1 = {counted_sgemm, counted_dgemm, 1, FNN_SGEMM_AVX2};
+        void *tmp = xcalloc(n_in * n_out, esz(f32));
+        counted_sgemm_calls = counted_dgemm_calls = 0;
+        if (f32)
+            fnn_gemm_f32(&b1, 1, 0, n_in, n_out, rows, 1, inp, n_in, dout, n_out, 0, tmp, n_out);
+        else
+            fnn_gemm_f64(&b1, 1, 0, n_in, n_out, rows, 1, inp, n_in, dout, n_out, 0, tmp, n_out);
+        const int wcalls = f32 ? counted_sgemm_calls : counted_dgemm_calls;
+        free(tmp);
+        const int big = n_in * n_out > 256; /* else the plain loop, never BLAS */
+        CHECK((calls[0] > wcalls) == (big && !own) && (calls[2] > wcalls) == big,
+              "%lld x %lld x %lld: %d BLAS calls with scratch, %d without, %d for the weight "
+              "gradient", (long long)rows, (long long)n_in, (long long)n_out, calls[0], calls[2],
+              wcalls);
+        double worst = 0;
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < n_in; j++) {
+                long double sum = 0, sa = 0;
+                for (int64_t p = 0; p < n_out; p++) {
+                    long double x = (long double)vget(f32, dout, i * n_out + p) *
+                                    vget(f32, w, j * n_out + p);
+                    sum += x;
+                    sa += fabsl(x);
+                }
+                double e = (double)(fabsl(vget(f32, res[0], i * n_in + j) - sum) / (sa + 1e-300));
+                worst = e > worst ? e : worst;
+            }
+        CHECK(worst <= 4 * n_out * (f32 ? 6e-8 : 1.2e-16) + (f32 ? 1.2e-7 : 2.3e-16),
+              "%lld x %lld x %lld: relative error %.3g", (long long)rows, (long long)n_in,
+              (long long)n_out, worst);
+        CHECK(memcmp(res[0], res[1], (size_t)(rows * n_in) * esz(f32)) == 0,
+              "%lld x %lld x %lld: two threads differ from one", (long long)rows,
+              (long long)n_in, (long long)n_out);
+        if (own) { /* the kernel on W^T written out */
+            void *bt = xcalloc(n_in * n_out, esz(f32)), *c = xcalloc(rows * n_in, esz(f32));
+            for (int64_t j = 0; j < n_in; j++)
+                for (int64_t p = 0; p < n_out; p++) {
+                    if (f32)
+                        ((float *)bt)[p * n_in + j] = ((float *)w)[j * n_out + p];
+                    else
+                        ((double *)bt)[p * n_in + j] = ((double *)w)[j * n_out + p];
+                }
+            if (f32)
+                fnn_sgemm_kernel(FNN_SGEMM_AVX2, 0, rows, n_in, n_out, 1, dout, n_out, bt, n_in,
+                                 0, c, n_in);
+            else
+                fnn_dgemm_kernel(FNN_SGEMM_AVX2, 0, rows, n_in, n_out, 1, dout, n_out, bt, n_in,
+                                 0, c, n_in);
+            CHECK(memcmp(res[0], c, (size_t)(rows * n_in) * esz(f32)) == 0,
+                  "%lld x %lld x %lld: differs from the kernel on W^T", (long long)rows,
+                  (long long)n_in, (long long)n_out);
+            free(bt);
+            free(c);
+        }
+        for (int v = 1; v < 3; v++)
+            CHECK(memcmp(dws[0], dws[v], (size_t)(n_in * n_out) * esz(f32)) == 0,
+                  "%lld x %lld x %lld: the weight gradient changed (variant %d)",
+                  (long long)rows, (long long)n_in, (long long)n_out, v);
+        for (int v = 0; v < 3; v++) free(res[v]), free(dws[v]);
+        free(d_out), free(d_inp), free(d_w), free(dout), free(inp), free(w), free(wt);
+    }
+}
+
 /* ---- thread-count policy (threads.c) --------------------------------------
  * Synthetic step times: each count has a fixed cost per row; the policy must
  * settle on the cheaper one, keep trying the other rarely, and follow a
@@ -2886,5 +3042,10 @@ int main(void)
     chk_begin("own_kernel_rule[avx512]");
     t_own_kernel_rule();
     chk_end();
+    for (int f32 = 1; f32 >= 0; f32--) {
+        chk_begin("dgrad_transposed[%s]", dt(f32));
+        t_dgrad_transposed(f32);
+        chk_end();
+    }
     return chk_summary();
 }
