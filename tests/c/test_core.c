@@ -2736,22 +2736,14 @@ static void t_dgrad_transposed(int f32)
             fnn_blas blas = {counted_sgemm, counted_dgemm, v == 1 ? 2 : 1, FNN_SGEMM_AVX2};
             res[v] = xcalloc(rows * n_in, esz(f32));
             dws[v] = xcalloc(n_in * n_out, esz(f32));
-            void *scratch = v == 2 ? NULL : wt;
-            if (f32) {
-                fnn_dense_backward_f32(&blas, res[v], dws[v], NULL, dout, inp, w, NULL, rows,
-                                       n_in, n_out, 0, blas.n_threads);
-                counted_sgemm_calls = 0;
-                fnn_dense_backward_f32(&blas, res[v], dws[v], NULL, dout, inp, w, scratch, rows,
-                                       n_in, n_out, 0, blas.n_threads);
-                calls[v] = counted_sgemm_calls;
-            } else {
-                fnn_dense_backward_f64(&blas, res[v], dws[v], NULL, dout, inp, w, NULL, rows,
-                                       n_in, n_out, 0, blas.n_threads);
-                counted_dgemm_calls = 0;
-                fnn_dense_backward_f64(&blas, res[v], dws[v], NULL, dout, inp, w, scratch, rows,
-                                       n_in, n_out, 0, blas.n_threads);
-                calls[v] = counted_dgemm_calls;
-            }
+            counted_sgemm_calls = counted_dgemm_calls = 0;
+            if (f32)
+                fnn_dense_backward_f32(&blas, res[v], dws[v], NULL, dout, inp, w,
+                                       v == 2 ? NULL : wt, rows, n_in, n_out, 0, blas.n_threads);
+            else
+                fnn_dense_backward_f64(&blas, res[v], dws[v], NULL, dout, inp, w,
+                                       v == 2 ? NULL : wt, rows, n_in, n_out, 0, blas.n_threads);
+            calls[v] = f32 ? counted_sgemm_calls : counted_dgemm_calls;
         }
         /* BLAS calls of the input gradient: the weight gradient's taken away */
         fnn_blas b1 = {counted_sgemm, counted_dgemm, 1, FNN_SGEMM_AVX2};
