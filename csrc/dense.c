@@ -158,6 +158,9 @@ static int own_kernel_for(int is_float, int setting, int trans_a, int trans_b, i
     return (trans_a ? k <= FNN_AVX2_MAX_BATCH : m <= max_rows) ? kind : FNN_SGEMM_OFF;
 }
 
+/* gemm_path's answer for the plain loop (small_gemm); FNN_SGEMM_OFF is BLAS. */
+#define FNN_GEMM_PLAIN (-1)
+
 /* The kernels under one generic name. */
 static void own_kernel_f32(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
                            const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
@@ -357,17 +360,28 @@ FNN_HOT static void FN(small_gemm)(int trans_a, int trans_b, int64_t m, int64_t 
     }
 }
 
+/* Where fnn_gemm computes a product of m, n, k >= 1: the plain loop
+ * (FNN_GEMM_PLAIN), one of the own kernels (FNN_SGEMM_AVX2, _AVX512) or BLAS
+ * (FNN_SGEMM_OFF). */
+static int FN(gemm_path)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
+                         int64_t k)
+{
+    if (k <= 0 || n * k <= FNN_SMALL_GEMM_NK || blas == NULL || blas->GEMM == NULL)
+        return FNN_GEMM_PLAIN;
+    return own_kernel_for(REAL_IS_FLOAT, blas->sgemm_kernel, trans_a, trans_b, m, n, k);
+}
+
 void FN(fnn_gemm)(const fnn_blas *blas, int trans_a, int trans_b, int64_t m, int64_t n,
                   int64_t k, REAL alpha, const REAL *a, int64_t lda, const REAL *b,
                   int64_t ldb, REAL beta, REAL *c, int64_t ldc)
 {
     if (m <= 0 || n <= 0)
         return;
-    if (k <= 0 || n * k <= FNN_SMALL_GEMM_NK || blas == NULL || blas->GEMM == NULL) {
+    const int kind = FN(gemm_path)(blas, trans_a, trans_b, m, n, k);
+    if (kind == FNN_GEMM_PLAIN) {
         FN(small_gemm)(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    const int kind = own_kernel_for(REAL_IS_FLOAT, blas->sgemm_kernel, trans_a, trans_b, m, n, k);
     if (kind != FNN_SGEMM_OFF) {
         FN(own_kernel_parallel)(kind, trans_a, m, n, k, alpha, a, lda, (REAL *)b, ldb, beta, c,
                                 ldc, blas->n_threads, NULL, 0);
@@ -442,13 +456,9 @@ void FN(fnn_dense_backward)(const fnn_blas *blas, REAL *dinp, REAL *dw, REAL *db
     /* dinp (rows x n_in) = dout (rows x n_out) W^T (n_out x n_in): the own
      * AVX2 kernel on W^T built in wt where the rule gives it this shape (see
      * own_kernel_for), else BLAS, which reads W in place. */
-    if (dinp == NULL)
+    if (dinp == NULL || rows <= 0)
         return;
-    const int kind = wt != NULL && rows > 0 && blas != NULL && blas->GEMM != NULL &&
-                             n_in * n_out > FNN_SMALL_GEMM_NK
-                         ? own_kernel_for(REAL_IS_FLOAT, blas->sgemm_kernel, 0, 0, rows, n_in,
-                                          n_out)
-                         : FNN_SGEMM_OFF;
+    const int kind = wt != NULL ? FN(gemm_path)(blas, 0, 0, rows, n_in, n_out) : FNN_SGEMM_OFF;
     if (kind == FNN_SGEMM_AVX2)
         FN(own_kernel_parallel)(kind, 0, rows, n_in, n_out, 1, dout, n_out, wt, n_in, 0, dinp,
                                 n_in, blas->n_threads, w, n_out);
