@@ -35,11 +35,11 @@ void fnn_dgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, do
                       double *c, int64_t ldc)
 {
     if (kind == FNN_SGEMM_AVX512)
-        dgemm_tiles(tile_avx512_any, 8, 8, 0, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                    ldc);
+        dgemm_tiles(tile_avx512_any, tile_avx512_any, 8, 8, 0, trans_a, m, n, k, alpha, a, lda, b,
+                    ldb, beta, c, ldc);
     else if (kind == FNN_SGEMM_AVX2)
-        dgemm_tiles(tile_avx2_any, 4, 4, 64, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                    ldc);
+        dgemm_tiles(tile_avx2_any, tile_avx2_lead, 4, 4, 64, trans_a, m, n, k, alpha, a, lda, b,
+                    ldb, beta, c, ldc);
 }
 
 #else /* no kernels in this build */

@@ -64,10 +64,11 @@ void fnn_sgemm_kernel(int kind, int trans_a, int64_t m, int64_t n, int64_t k, fl
                       float *c, int64_t ldc)
 {
     if (kind == FNN_SGEMM_AVX512)
-        sgemm_tiles(tile_avx512_any, 8, 16, 0, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c,
-                    ldc);
+        sgemm_tiles(tile_avx512_any, tile_avx512_any, 8, 16, 0, trans_a, m, n, k, alpha, a, lda, b,
+                    ldb, beta, c, ldc);
     else if (kind == FNN_SGEMM_AVX2)
-        sgemm_tiles(tile_avx2_any, 4, 8, 64, trans_a, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        sgemm_tiles(tile_avx2_any, tile_avx2_lead, 4, 8, 64, trans_a, m, n, k, alpha, a, lda, b,
+                    ldb, beta, c, ldc);
 }
 
 #else /* no kernels in this build */

@@ -12,8 +12,12 @@
  * stores: AMD's masked stores are microcoded, and twelve of them per 4 x 12
  * double tile halved the rate of the 784 x 300 x 32 weight gradient.
  * part_in/part_out carry a partial sum over k between the calls of a
- * blocked walk (tile_walk.h).
+ * blocked walk (tile_walk.h).  tile_avx2_lead, the tile that first reads a
+ * block of B (tile_walk.h), also prefetches B TA_PREFETCH rows ahead.
  */
+/* Rows of B fetched ahead by the lead tile.  Zen 3: 8, 16 and 32 alike, 64
+ * slower. */
+#define TA_PREFETCH 16
 #if defined(TW_REAL_IS_DOUBLE)
 #define TA_W 4
 #define TA_VEC __m256d
@@ -31,8 +35,8 @@
 #endif
 
 static inline __attribute__((always_inline)) FNN_TARGET_AVX2 void
-tile_avx2(const int rows, const int nv, const int full, int last, int64_t k, TW_REAL alpha,
-          const TW_REAL *a, int64_t sr, int64_t sk, const TW_REAL *b, int64_t ldb,
+tile_avx2(const int rows, const int nv, const int full, const int prefetch, int last, int64_t k,
+          TW_REAL alpha, const TW_REAL *a, int64_t sr, int64_t sk, const TW_REAL *b, int64_t ldb,
           TW_REAL beta, TW_REAL *c, int64_t ldc, const TW_REAL *part_in, TW_REAL *part_out)
 {
     enum { PANEL = 3 * TA_W };
@@ -53,6 +57,22 @@ tile_avx2(const int rows, const int nv, const int full, int last, int64_t k, TW_
         for (int v = 0; v < nv; v++)
             bv[v] = full || v < nv - 1 ? TA_(loadu)(bp + TA_W * v)
                                        : TA_(maskload)(bp + TA_W * v, mask[v]);
+        if (prefetch) {
+            /* Weights the update has just written are not in this core's
+             * L2, and their row stride defeats the hardware prefetchers.
+             * Every 64-byte line of the row TA_PREFETCH ahead is fetched
+             * (a constant count: a loop over the lines themselves was
+             * compiled with spilled accumulators, 2x slower).  Past B's end
+             * a prefetch never faults, and its address is an integer, as C
+             * defines no pointer past the end. */
+            const uintptr_t ahead =
+                (uintptr_t)bp + (uintptr_t)(TA_PREFETCH * ldb) * sizeof(TW_REAL);
+            const int bytes = nv * TA_W * (int)sizeof(TW_REAL);
+#pragma GCC unroll 3
+            for (int off = 0; off < bytes; off += 64)
+                _mm_prefetch((const char *)(ahead + off), _MM_HINT_T0);
+            _mm_prefetch((const char *)(ahead + bytes - 1), _MM_HINT_T0);
+        }
 #pragma GCC unroll 4
         for (int r = 0; r < rows; r++) {
             const TA_VEC ar = TA_BROADCAST(ap + r * sr);
@@ -86,13 +106,13 @@ tile_avx2(const int rows, const int nv, const int full, int last, int64_t k, TW_
         }
 }
 
-#define TA_TILE_NV(R, F)                                                                    \
-    if (nv == 3)                                                                            \
-        tile_avx2(R, 3, F, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout);     \
-    else if (nv == 2)                                                                       \
-        tile_avx2(R, 2, F, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout);     \
-    else                                                                                    \
-        tile_avx2(R, 1, F, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout);
+#define TA_TILE_NV(R, F)                                                                   \
+    if (nv == 3)                                                                           \
+        tile_avx2(R, 3, F, pf, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
+    else if (nv == 2)                                                                      \
+        tile_avx2(R, 2, F, pf, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout); \
+    else                                                                                   \
+        tile_avx2(R, 1, F, pf, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout);
 #define TA_TILE_CASE(R)                                                                     \
     case R:                                                                                 \
         if (last == TA_W) {                                                                 \
@@ -102,11 +122,10 @@ tile_avx2(const int rows, const int nv, const int full, int last, int64_t k, TW_
         }                                                                                   \
         break;
 /* One tile with its shape picked at run time among the compiled ones. */
-static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k, TW_REAL alpha,
-                                          const TW_REAL *a, int64_t sr, int64_t sk,
-                                          const TW_REAL *b, int64_t ldb, TW_REAL beta,
-                                          TW_REAL *c, int64_t ldc, const TW_REAL *pin,
-                                          TW_REAL *pout)
+static inline __attribute__((always_inline)) FNN_TARGET_AVX2 void
+tile_avx2_dispatch(const int pf, int rows, int nv, int last, int64_t k, TW_REAL alpha,
+                   const TW_REAL *a, int64_t sr, int64_t sk, const TW_REAL *b, int64_t ldb,
+                   TW_REAL beta, TW_REAL *c, int64_t ldc, const TW_REAL *pin, TW_REAL *pout)
 {
     switch (rows) {
         TA_TILE_CASE(4)
@@ -117,6 +136,22 @@ static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k,
         break;
     }
 }
+static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k, TW_REAL alpha,
+                                          const TW_REAL *a, int64_t sr, int64_t sk,
+                                          const TW_REAL *b, int64_t ldb, TW_REAL beta,
+                                          TW_REAL *c, int64_t ldc, const TW_REAL *pin,
+                                          TW_REAL *pout)
+{
+    tile_avx2_dispatch(0, rows, nv, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout);
+}
+static FNN_TARGET_AVX2 void tile_avx2_lead(int rows, int nv, int last, int64_t k, TW_REAL alpha,
+                                           const TW_REAL *a, int64_t sr, int64_t sk,
+                                           const TW_REAL *b, int64_t ldb, TW_REAL beta,
+                                           TW_REAL *c, int64_t ldc, const TW_REAL *pin,
+                                           TW_REAL *pout)
+{
+    tile_avx2_dispatch(1, rows, nv, last, k, alpha, a, sr, sk, b, ldb, beta, c, ldc, pin, pout);
+}
 #undef TA_TILE_CASE
 #undef TA_TILE_NV
 #undef TA_W
@@ -124,3 +159,4 @@ static FNN_TARGET_AVX2 void tile_avx2_any(int rows, int nv, int last, int64_t k,
 #undef TA_
 #undef TA_BROADCAST
 #undef TA_TAIL
+#undef TA_PREFETCH
