@@ -10,6 +10,7 @@
  * and run under ASan/UBSan by .ci/sanitize.  The last line of the output is
  * "N passed, M failed" (test cases); the exit status is non-zero on failure.
  */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -95,8 +96,10 @@ static double vmaxdiff(int f32, const void *a, const void *b, int64_t n)
     double m = 0;
     for (int64_t i = 0; i < n; i++) {
         double d = fabs(vget(f32, a, i) - vget(f32, b, i));
-        if (!(d <= m))
-            m = d; /* NaN propagates */
+        if (isnan(d))
+            return d;
+        if (d > m)
+            m = d;
     }
     return m;
 }
@@ -1089,10 +1092,11 @@ static upd_coefs upd_coefs_at(const fnn_net *net, int t, double lr, double *nada
 }
 
 /* Each dividing solver's update written out in the parameters' precision,
- * with the FMA contractions optim.c spells out and true division. */
+ * with the FMA contractions optim.c spells out and true division by the
+ * divisor capped at `cap` (a NaN divisor stays NaN). */
 #define UPDATE_REF(NAME, R, FMA, SQRT)                                                     \
     static void NAME(int solver, const upd_coefs *c, R *p, const R *g, R *m, R *v,         \
-                     int64_t n)                                                            \
+                     int64_t n, R cap)                                                     \
     {                                                                                      \
         const R b1 = (R)c->b1, b2 = (R)c->b2, eps = (R)c->eps, rho = (R)c->rho, r = (R)c->r; \
         const R lr_t = (R)c->lr_t, decay = (R)c->decay, cm = (R)c->cm, cg = (R)c->cg;      \
@@ -1105,27 +1109,28 @@ static upd_coefs upd_coefs_at(const fnn_net *net, int t, double lr, double *nada
             case FNN_SOLVER_ADAM:                                                          \
                 m[i] = FMA(b1, m[i], (1 - b1) * g[i]);                                     \
                 v[i] = FMA(b2, v[i], ((1 - b2) * g[i]) * g[i]);                            \
-                p[i] = p[i] - (lr_t * m[i]) / (SQRT(v[i]) + eps);                          \
+                p[i] = p[i] - (lr_t * m[i]) / CAPPED(SQRT(v[i]) + eps);                    \
                 break;                                                                     \
             case FNN_SOLVER_NADAM:                                                         \
                 m[i] = FMA(b1, m[i], (1 - b1) * g[i]);                                     \
                 v[i] = FMA(b2, v[i], ((1 - b2) * g[i]) * g[i]);                            \
-                p[i] = p[i] - (r * FMA(cm, m[i], cg * g[i])) / (SQRT(cv * v[i]) + eps);    \
+                p[i] = p[i] - (r * FMA(cm, m[i], cg * g[i])) /                             \
+                       CAPPED(SQRT(cv * v[i]) + eps);                                      \
                 break;                                                                     \
             case FNN_SOLVER_ADAMAX: {                                                      \
                 m[i] = FMA(b1, m[i], (1 - b1) * g[i]);                                     \
                 const R ag = g[i] < 0 ? -g[i] : g[i], bu = b2 * v[i];                      \
                 v[i] = bu > ag ? bu : ag;                                                  \
-                p[i] = p[i] - (r * m[i]) / (v[i] + eps);                                   \
+                p[i] = p[i] - (r * m[i]) / CAPPED(v[i] + eps);                             \
                 break;                                                                     \
             }                                                                              \
             case FNN_SOLVER_RMSPROP:                                                       \
                 m[i] = FMA(rho, m[i], ((1 - rho) * g[i]) * g[i]);                          \
-                p[i] = p[i] - (r * g[i]) / SQRT(m[i] + eps);                               \
+                p[i] = p[i] - (r * g[i]) / CAPPED(SQRT(m[i] + eps));                       \
                 break;                                                                     \
             default: /* adagrad */                                                         \
                 m[i] = FMA(g[i], g[i], m[i]);                                              \
-                p[i] = p[i] - (r * g[i]) / SQRT(m[i] + eps);                               \
+                p[i] = p[i] - (r * g[i]) / CAPPED(SQRT(m[i] + eps));                       \
                 break;                                                                     \
             }                                                                              \
         }                                                                                  \
@@ -1141,6 +1146,7 @@ static double mul_add_f64(double a, double b, double c)
     volatile double ab = a * b;
     return ab + c;
 }
+#define CAPPED(d) ((d) > cap ? cap : (d))
 UPDATE_REF(update_ref_f32, float, fmaf, sqrtf)
 UPDATE_REF(update_ref_f64, double, fma, sqrt)
 /* The same without contractions: what the generic loop computes where the
@@ -1148,6 +1154,7 @@ UPDATE_REF(update_ref_f64, double, fma, sqrt)
 UPDATE_REF(update_plain_f32, float, mul_add_f32, sqrtf)
 UPDATE_REF(update_plain_f64, double, mul_add_f64, sqrt)
 #undef UPDATE_REF
+#undef CAPPED
 
 /* Each dividing solver's update equals its formula with true division, bit
  * for bit, on 1 and 2 threads: a parameter vector of odd length (vector
@@ -1156,8 +1163,12 @@ UPDATE_REF(update_plain_f64, double, mul_add_f64, sqrt)
  * (div_newton), with the FMAs it spells out; elsewhere the generic loops,
  * which equal the formula with the contractions an optimizing compiler
  * makes for an FMA CPU or, in a build that does not contract (the
- * sanitizers' unoptimized one), without them. */
-static void t_update_exact(int solver, int f32)
+ * sanitizers' unoptimized one), without them.  With `extreme`, a third of
+ * the gradients lie at the edges of div_newton's range: squares that
+ * overflow (v becomes inf: Newton without the cap gave NaN), magnitudes
+ * near the cap (AdaMax divides by |g|), and denormal gradients and
+ * numerators (the residual is no longer exact); NaN matches NaN there. */
+static void t_update_exact(int solver, int f32, int extreme)
 {
     const int64_t n = 100003;
     fnn_net net;
@@ -1179,8 +1190,25 @@ static void t_update_exact(int solver, int f32)
         g0[i] = i % 97 == 0   ? 0.0
                 : i % 89 == 0 ? -0.0
                               : rng_normal(&r) * pow(10.0, -12.0 + 16.0 * rng_unif(&r));
+        if (extreme && i % 3 == 1) {
+            /* float: squares overflow above 1.8e19, the cap is 2.1e37,
+             * denormals below 1.2e-38; double: 1.3e154, 1.1e307 and 2.2e-308;
+             * the largest leave Nadam's numerator finite */
+            static const double big[2][4] = {{2e19, 1e30, 9e37, 3e38},
+                                             {2e154, 1e200, 5e307, 1e308}};
+            static const double tiny[2][3] = {{1e-39, 1e-42, 1e-45}, {1e-309, 1e-315, 5e-324}};
+            const int t = (int)(i / 3 % 7), sign = i / 21 % 2 ? -1 : 1;
+            g0[i] = sign * (t < 4 ? big[f32 ? 0 : 1][t] : tiny[f32 ? 0 : 1][t - 4]);
+        }
+        if (extreme && i % 89 == 0)
+            p0[i] = -0.0; /* minus a zero step stays -0 */
         m0[i] = m_start;
     }
+    /* the AVX-512 loop spells its FMAs out (no build leaves them out) and
+     * caps the divisor at 1 / (4 MIN) */
+    const int avx512 = fnn_sgemm_kernel_available() == FNN_SGEMM_AVX512;
+    const float cap_f32 = avx512 ? 1 / (4 * FLT_MIN) : INFINITY;
+    const double cap_f64 = avx512 ? 1 / (4 * DBL_MIN) : INFINITY;
     for (int nt = 1; nt <= 2; nt++) {
         void *p = vtyped(f32, p0, n), *g = vtyped(f32, g0, n), *m = vtyped(f32, m0, n);
         void *v = has_v ? xcalloc(n, esz(f32)) : NULL;
@@ -1200,11 +1228,11 @@ static void t_update_exact(int solver, int f32)
                       : fnn_optim_step_f64(&net, p, g, &opt, lr, nt);
             const upd_coefs c = upd_coefs_at(&net, t, lr, &prod);
             if (f32) {
-                update_ref_f32(solver, &c, rp[0], g, rm[0], rv[0], n);
-                update_plain_f32(solver, &c, rp[1], g, rm[1], rv[1], n);
+                update_ref_f32(solver, &c, rp[0], g, rm[0], rv[0], n, cap_f32);
+                update_plain_f32(solver, &c, rp[1], g, rm[1], rv[1], n, cap_f32);
             } else {
-                update_ref_f64(solver, &c, rp[0], g, rm[0], rv[0], n);
-                update_plain_f64(solver, &c, rp[1], g, rm[1], rv[1], n);
+                update_ref_f64(solver, &c, rp[0], g, rm[0], rv[0], n, cap_f64);
+                update_plain_f64(solver, &c, rp[1], g, rm[1], rv[1], n, cap_f64);
             }
         }
         CHECK(st == FNN_OK && opt.t == 4, "%d threads: status %d, t %lld", nt, st,
@@ -1212,13 +1240,14 @@ static void t_update_exact(int solver, int f32)
         int64_t differ[2] = {0, 0};
         int same[2];
         for (int q = 0; q < 2; q++) {
-            for (int64_t i = 0; i < n; i++) differ[q] += vget(f32, p, i) != vget(f32, rp[q], i);
+            for (int64_t i = 0; i < n; i++) {
+                const double a = vget(f32, p, i), b = vget(f32, rp[q], i);
+                differ[q] += a != b && !(isnan(a) && isnan(b));
+            }
             same[q] = differ[q] == 0 && vsame(f32, m, rm[q], n) &&
                       (!has_v || vsame(f32, v, rv[q], n));
         }
-        /* the AVX-512 loop spells its FMAs out: no build leaves them out */
-        const int explicit_fma = fnn_sgemm_kernel_available() == FNN_SGEMM_AVX512;
-        CHECK(same[0] || (!explicit_fma && same[1]),
+        CHECK(same[0] || (!avx512 && same[1]),
               "%d threads: %lld of %lld parameters differ from the formula (max %.3g); "
               "%lld from it without FMAs", nt, (long long)differ[0], (long long)n,
               vmaxdiff(f32, p, rp[0], n), (long long)differ[1]);
@@ -2935,9 +2964,12 @@ int main(void)
             }
         for (int s = 0; s < FNN_SOLVER_COUNT; s++)
             if (s != FNN_SOLVER_SGD) {
-                chk_begin("update_exact[%s,%s]", fnn_solver_table[s].name, dt(f32));
-                t_update_exact(s, f32);
-                chk_end();
+                for (int extreme = 0; extreme <= 1; extreme++) {
+                    chk_begin("update_exact[%s%s,%s]", fnn_solver_table[s].name,
+                              extreme ? "_extreme" : "", dt(f32));
+                    t_update_exact(s, f32, extreme);
+                    chk_end();
+                }
             }
         static const int bns[][2] = {{FNN_BN_NONE, 0}, {FNN_BN_BEFORE, 0}, {FNN_BN_AFTER, 1}};
         static const char *bnn[] = {"no_bn", "bn_before", "bn_after+input"};
