@@ -2733,24 +2733,27 @@ static void t_own_kernel_rule(void)
 }
 
 /* A layer's input gradient dout W^T (dense.c): with scratch for W^T and the
- * AVX2 kernels allowed, the products the AVX2 rule takes (narrow ones, and
- * those of 64 rows and fewer in float, 32 in double) run in that kernel on
- * W^T built by the threads that read it: one BLAS call fewer than without
- * scratch, within rounding of a long-double reference, the kernel's bits on
- * an explicit W^T, the same bits on one thread or two; the weight gradient
- * is the same with scratch or without. */
-static void t_dgrad_transposed(int f32)
+ * own kernels of `kind` allowed, the products that kind's rule takes (AVX2:
+ * narrow ones, and those of 64 rows and fewer in float, 32 in double;
+ * AVX-512: narrow ones and those of 256 rows and fewer) run in that kernel
+ * on W^T built by the threads that read it: one BLAS call fewer than
+ * without scratch, within rounding of a long-double reference, the kernel's
+ * bits on an explicit W^T, the same bits on one thread or two; the weight
+ * gradient is the same with scratch or without. */
+static void t_dgrad_transposed(int f32, int kind)
 {
-    if (fnn_sgemm_kernel_available() < FNN_SGEMM_AVX2) {
-        printf("     (this CPU cannot run the AVX2 kernels)\n");
+    if (fnn_sgemm_kernel_available() < kind) {
+        printf("     (this CPU cannot run these kernels)\n");
         return;
     }
-    static const int64_t shapes[][3] = {{32, 300, 100}, {5, 37, 19}, {17, 24, 40}, {64, 20, 9},
-                                        {32, 100, 10},  {1, 50, 30}, {33, 40, 30}, {65, 30, 20}};
+    static const int64_t shapes[][3] = {{32, 300, 100}, {5, 37, 19},  {17, 24, 40},
+                                        {64, 20, 9},    {32, 100, 10}, {1, 50, 30},
+                                        {33, 40, 30},   {65, 30, 20},  {257, 24, 40}};
     rng_t r = {77};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t rows = shapes[s][0], n_in = shapes[s][1], n_out = shapes[s][2];
-        const int own = n_in * n_out > 256 && (n_in <= 16 || rows <= (f32 ? 64 : 32));
+        const int64_t max_rows = kind == FNN_SGEMM_AVX512 ? 256 : f32 ? 64 : 32;
+        const int own = n_in * n_out > 256 && (n_in <= 16 || rows <= max_rows);
         double *d_out = xcalloc(rows * n_out, sizeof(double));
         double *d_inp = xcalloc(rows * n_in, sizeof(double));
         double *d_w = xcalloc(n_in * n_out, sizeof(double));
@@ -2762,7 +2765,7 @@ static void t_dgrad_transposed(int f32)
         void *res[3], *dws[3]; /* scratch on 1 thread, on 2 threads, no scratch */
         int calls[3];
         for (int v = 0; v < 3; v++) {
-            fnn_blas blas = {counted_sgemm, counted_dgemm, v == 1 ? 2 : 1, FNN_SGEMM_AVX2};
+            fnn_blas blas = {counted_sgemm, counted_dgemm, v == 1 ? 2 : 1, kind};
             res[v] = xcalloc(rows * n_in, esz(f32));
             dws[v] = xcalloc(n_in * n_out, esz(f32));
             counted_sgemm_calls = counted_dgemm_calls = 0;
@@ -2775,7 +2778,7 @@ static void t_dgrad_transposed(int f32)
             calls[v] = f32 ? counted_sgemm_calls : counted_dgemm_calls;
         }
         /* BLAS calls of the input gradient: the weight gradient's taken away */
-        fnn_blas b1 = {counted_sgemm, counted_dgemm, 1, FNN_SGEMM_AVX2};
+        fnn_blas b1 = {counted_sgemm, counted_dgemm, 1, kind};
         void *tmp = xcalloc(n_in * n_out, esz(f32));
         counted_sgemm_calls = counted_dgemm_calls = 0;
         if (f32)
@@ -2818,11 +2821,11 @@ static void t_dgrad_transposed(int f32)
                         ((double *)bt)[p * n_in + j] = ((double *)w)[j * n_out + p];
                 }
             if (f32)
-                fnn_sgemm_kernel(FNN_SGEMM_AVX2, 0, rows, n_in, n_out, 1, dout, n_out, bt, n_in,
-                                 0, c, n_in);
+                fnn_sgemm_kernel(kind, 0, rows, n_in, n_out, 1, dout, n_out, bt, n_in, 0, c,
+                                 n_in);
             else
-                fnn_dgemm_kernel(FNN_SGEMM_AVX2, 0, rows, n_in, n_out, 1, dout, n_out, bt, n_in,
-                                 0, c, n_in);
+                fnn_dgemm_kernel(kind, 0, rows, n_in, n_out, 1, dout, n_out, bt, n_in, 0, c,
+                                 n_in);
             CHECK(memcmp(res[0], c, (size_t)(rows * n_in) * esz(f32)) == 0,
                   "%lld x %lld x %lld: differs from the kernel on W^T", (long long)rows,
                   (long long)n_in, (long long)n_out);
@@ -3066,10 +3069,12 @@ int main(void)
     chk_begin("own_kernel_rule[avx512]");
     t_own_kernel_rule();
     chk_end();
-    for (int f32 = 1; f32 >= 0; f32--) {
-        chk_begin("dgrad_transposed[%s]", dt(f32));
-        t_dgrad_transposed(f32);
-        chk_end();
-    }
+    for (int f32 = 1; f32 >= 0; f32--)
+        for (int kind = FNN_SGEMM_AVX2; kind <= FNN_SGEMM_AVX512; kind++) {
+            chk_begin("dgrad_transposed[%s,%s]", kind == FNN_SGEMM_AVX512 ? "avx512" : "avx2",
+                      dt(f32));
+            t_dgrad_transposed(f32, kind);
+            chk_end();
+        }
     return chk_summary();
 }
