@@ -21,7 +21,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier as SkClassifier
 from sklearn.neural_network import MLPRegressor as SkRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
 import fastnn
 from fastnn import MLPClassifier, MLPRegressor
@@ -259,6 +259,21 @@ def test_binary_string_labels():
     assert proba.shape == (len(X), 2)
     np.testing.assert_array_equal(est.predict(X), est.classes_[proba.argmax(axis=1)])
     assert est.score(X, labels) > 0.9
+
+
+@pytest.mark.parametrize("labels", [np.array([3, 7, 11]), np.array([-2.0, 0.0, 5.0]),
+                                    np.array(["cat", "dog", "emu"]),
+                                    np.array(["cat", "dog", "emu"], dtype=object)])
+def test_one_hot_targets_are_label_binarizers(labels):
+    """The indicator targets, a direct comparison for multiclass labels, are
+    LabelBinarizer's: for y and for a batch that lacks a class."""
+    X, y = blobs()
+    est = MLPClassifier(**SMALL).fit(X, labels[y])
+    lb = LabelBinarizer().fit(labels[y])
+    for part in (labels[y], labels[y][y != 1]):
+        got = est._one_hot(part)
+        assert got.dtype == bool and got.shape == (len(part), 3)
+        np.testing.assert_array_equal(got, lb.transform(part).astype(bool))
 
 
 def test_multilabel_indicator():
