@@ -66,8 +66,9 @@ typedef struct {
  * the division.  The cap keeps the reciprocal normal: without it a v
  * overflowed to inf (a float gradient over 1.8e19 passes the step's check,
  * which sums squares in double) gave NaN through inf * 0 where the division
- * gives 0; with it the step is num / 2.1e37, as negligible, and a NaN d still
- * gives NaN (min returns its second operand for a NaN).  A per-lane test
+ * gives 0; with it the step is num / 2.1e37 (num / 1.1e307 in double),
+ * negligible beside the parameter, and a NaN d still gives NaN (min returns
+ * its second operand when one is NaN).  A per-lane test
  * with a fallback to the division cost 10% of the loop on Zen 4.  Why
  * divider-free: the update divides once per parameter, and the divider,
  * which also takes the square root, bounded it on Sapphire Rapids: Adam
