@@ -551,6 +551,29 @@ void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64
     });
 }
 
+/* Asks for the dense rows idx[0..rows) of X to be brought into cache: the
+ * next step's batch, during this step's backward pass, whose products leave
+ * the memory bus idle.  The next gather then finds the rows in cache (in L3
+ * once the update has streamed through L2) instead of in memory: the rows
+ * of a shuffled batch are scattered over X.  Zen 4, chapter network, cycle
+ * counts per step: the gather 29-34 k -> 17-23 k (about 5 us), the backward
+ * products and the update unchanged; prefetched before the update instead,
+ * the update slowed.  Only while the batch fits in half of a 1 MB L2; a
+ * no-op for sparse or strided X. */
+void FN(fnn_prefetch_rows)(const fnn_data *data, const int64_t *idx, int64_t rows)
+{
+    const int64_t esz = data->x_other_type ? (int64_t)sizeof(OTHER_REAL) : (int64_t)sizeof(REAL);
+    const int64_t row_bytes = data->n_cols * esz;
+    if (data->csr_indptr != NULL || data->col_stride != 1 || rows * row_bytes > (512 << 10))
+        return;
+    const char *x = (const char *)data->x;
+    for (int64_t i = 0; i < rows; i++) {
+        const char *src = x + idx[i] * data->row_stride * esz;
+        for (int64_t off = 0; off < row_bytes; off += 64) __builtin_prefetch(src + off, 0, 2);
+        __builtin_prefetch(src + row_bytes - 1, 0, 2);
+    }
+}
+
 #undef OTHER_REAL
 
 #endif

@@ -470,6 +470,11 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
         const REAL *p = w.h[L];
         double lsum = FN(fnn_loss_sum)(net->loss, p, w.ybuf, sw, rows, n_out, w.rowbuf, nt);
         FN(fnn_output_delta)(w.d1, p, w.ybuf, sw, 1.0 / sw_sum, rows, n_out, nt);
+        if (s + 1 < n_steps) { /* overlaps the backward pass's products */
+            const int64_t next = start + batch_size;
+            FN(fnn_prefetch_rows)(data, order + next,
+                                  next + batch_size <= n_order ? batch_size : n_order - next);
+        }
         FN(backward)(net, blas, params, &w, w.grad, rows, 0, nt);
         double pen = FN(fnn_penalty_norms)(net, params, w.grad, 1.0 / sw_sum, w.n_tensors,
                                            w.toff, w.tlen, w.sq, w.part, nt);
