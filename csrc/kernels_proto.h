@@ -24,6 +24,7 @@ void FN(fnn_col_sums)(REAL *out, const REAL *x, int64_t rows, int64_t n, int acc
 /* dst (rows x n_cols) = the data rows idx[0..rows) of X, densified. */
 void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64_t rows,
                       int nt);
+/* A hint to bring the dense rows idx[0..rows) of X into cache (no effect on results). */
 void FN(fnn_prefetch_rows)(const fnn_data *data, const int64_t *idx, int64_t rows);
 
 /* Kernels that switch on a registry code (fastnn.h) return FNN_ERR_BADARG
