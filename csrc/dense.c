@@ -557,9 +557,14 @@ void FN(fnn_gather_x)(REAL *dst, const fnn_data *data, const int64_t *idx, int64
  * once the update has streamed through L2) instead of in memory: the rows
  * of a shuffled batch are scattered over X.  Zen 4, chapter network, cycle
  * counts per step: the gather 29-34 k -> 17-23 k (about 5 us), the backward
- * products and the update unchanged; prefetched before the update instead,
- * the update slowed.  Only while the batch fits in half of a 1 MB L2; a
- * no-op for sparse or strided X. */
+ * products and the update unchanged; but issuing the prefetches holds the
+ * calling thread about 15 k cycles before the backward products (they queue
+ * on the miss buffers), so a step gains little: chapter_bn fits, 5
+ * alternating processes, median 0.719 s with it and 0.743 s without.  Split
+ * over the gather's threads instead, the gather grew by as much as the
+ * serial time shrank; prefetched before the update, the update slowed.
+ * Only while the batch fits in half of a 1 MB L2; a no-op for sparse or
+ * strided X. */
 void FN(fnn_prefetch_rows)(const fnn_data *data, const int64_t *idx, int64_t rows)
 {
     const int64_t esz = data->x_other_type ? (int64_t)sizeof(OTHER_REAL) : (int64_t)sizeof(REAL);

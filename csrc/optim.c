@@ -70,11 +70,11 @@ typedef struct {
  * negligible beside the parameter, and a NaN d still gives NaN (min returns
  * its second operand when one is NaN).  A per-lane test with a fallback to
  * the division cost 10% of the loop on Zen 4.  Why divider-free: the
- * update divides once per parameter, and the divider,
- * which also takes the square root, bounded it on Sapphire Rapids: Adam
- * over the chapter network's 266,610 parameters on 2 threads took 214 us in
- * float64 (151 with this) and 57 us in float32 (45); on Zen 4, 276 and 135
- * us with the division, 145 and 62 with this. */
+ * update divides once per parameter, and the divider, which also takes the
+ * square root, bounded it on Sapphire Rapids: Adam over the chapter
+ * network's 266,610 parameters on 2 threads took 214 us in float64 (151
+ * with this) and 57 us in float32 (45); on Zen 4, 276 and 135 us with the
+ * division, 145 and 62 with this. */
 static inline __attribute__((always_inline)) FNN_TARGET_AVX512 OV_VEC
 FN(div_newton)(OV_VEC num, OV_VEC d)
 {
