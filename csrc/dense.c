@@ -164,6 +164,24 @@ static int own_kernel_for(int is_float, int setting, int trans_a, int trans_b, i
 /* gemm_path's answer for the plain loop (small_gemm); FNN_SGEMM_OFF is BLAS. */
 #define FNN_GEMM_PLAIN (-1)
 
+/* Where part t of `parts` begins among C's cells, for own_kernel_parallel:
+ * a cell is one panel of 3 column vectors by 4 rows (half a tile), counted
+ * panel by panel, and costs as many units as it has vectors (its
+ * multiply-adds: a narrow last panel costs less).  The parts get near-equal
+ * costs, cut inside a panel where need be: the chapter network's 300 float
+ * columns are 6 full panels and one of 12 columns, which a cut by whole
+ * vectors left to one thread (9 + 10 vectors: on Zen 4 one thread ran its
+ * 32 x 784 x 300 part 10-13% longer while the other waited). */
+static int64_t cell_cut(int64_t t, int64_t parts, int64_t quads, int64_t vectors)
+{
+    const int64_t target = quads * vectors * t / parts; /* cost before the cut */
+    const int64_t full = vectors / 3;
+    const int64_t pj = target / (3 * quads) < full ? target / (3 * quads) : full;
+    const int64_t width = pj < full ? 3 : vectors - 3 * full;
+    const int64_t q = width > 0 ? (target - 3 * quads * pj + width / 2) / width : 0;
+    return pj * quads + (q < quads ? q : quads);
+}
+
 /* The kernels under one generic name. */
 static void own_kernel_f32(int kind, int trans_a, int64_t m, int64_t n, int64_t k, float alpha,
                            const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
@@ -251,42 +269,66 @@ static void FN(transpose_columns)(REAL *restrict b, int64_t ldb, const REAL *res
         for (int64_t p = 0; p < k; p++) b[p * ldb + j] = bt[j * ldbt + p];
 }
 
-/* The own kernel on n_threads threads: C is cut into near-equal
- * contiguous ranges of 8-row tiles or of one-vector column units, whichever C
- * has more of.  Each element's value does not depend on the cut (see
- * sgemm_kernels.c, dgemm_kernels.c), so any thread count gives the same bits.
- * With bt, B is first built from its transpose bt: by columns, each thread
- * the columns it then reads (the kernel reads no column past its part). */
+/* The own kernel on n_threads threads, C cut into parts whose elements'
+ * values do not depend on the cut (see sgemm_kernels.c, dgemm_kernels.c), so
+ * any thread count gives the same bits: contiguous ranges of 8-row tiles
+ * when C has at least as many of them as one-vector column units, else
+ * contiguous ranges of cells (cell_cut), up to three blocks per part.  With
+ * bt, B is first built from its transpose bt: the parts are then ranges of
+ * column units, each thread building the columns it then reads (the kernel
+ * reads no column past its part). */
 static void FN(own_kernel_parallel)(int kind, int trans_a, int64_t m, int64_t n, int64_t k,
                                     REAL alpha, const REAL *a, int64_t lda, REAL *b,
                                     int64_t ldb, REAL beta, REAL *c, int64_t ldc, int nt,
                                     const REAL *bt, int64_t ldbt)
 {
-    /* Column units of one vector of the kernel (64 bytes in AVX-512, 32 in
-     * AVX2): finer than its panels, so the parts stay even (the chapter
-     * network's 300 columns: 152/148 for float on AVX2, where 16-column units
-     * gave 160/140; 100 columns: 56/44 instead of 64/36). */
+    /* One vector of the kernel (64 bytes in AVX-512, 32 in AVX2): the unit of
+     * a cut by columns, finer than a panel so that the parts stay even, and
+     * the cost of one column of a tile in a cut by cells. */
     const int64_t cu = (kind == FNN_SGEMM_AVX512 ? 64 : 32) / (int64_t)sizeof(REAL);
     const int64_t row_units = (m + 7) / 8, col_units = (n + cu - 1) / cu;
-    const int by_rows = bt == NULL && row_units >= col_units;
-    const int64_t units = by_rows ? row_units : col_units;
+    const int64_t n_panels = (col_units + 2) / 3;
+    enum { BY_ROWS, BY_COLUMNS, BY_CELLS };
+    const int cut = bt != NULL ? BY_COLUMNS : row_units >= col_units ? BY_ROWS : BY_CELLS;
+    const int64_t quads = (m + 3) / 4; /* a cell's rows: 4, half a tile, for finer cuts */
+    const int64_t units = cut == BY_ROWS      ? row_units
+                          : cut == BY_COLUMNS ? col_units
+                                              : quads * n_panels;
     int64_t parts = m * n * k > FNN_SPLIT_GEMM ? nt : 1;
     if (parts > units)
         parts = units;
     const int64_t sr = trans_a ? 1 : lda; /* op(A)'s row stride */
     int64_t work = parts > 1 ? m * n * k : 0;
     FNN_PAR_FOR(nt, work, int64_t t = 0; t < parts; t++, {
-        int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
-        if (by_rows) {
+        if (cut == BY_ROWS) {
+            int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
             int64_t i0 = 8 * u0, i1 = 8 * u1 < m ? 8 * u1 : m;
             FN(own_kernel)(kind, trans_a, i1 - i0, n, k, alpha, a + i0 * sr, lda, b, ldb, beta,
                            c + i0 * ldc, ldc);
-        } else {
+        } else if (cut == BY_COLUMNS) {
+            int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
             int64_t j0 = cu * u0, j1 = cu * u1 < n ? cu * u1 : n;
-            if (bt != NULL)
-                FN(transpose_columns)(b, ldb, bt, ldbt, k, j0, j1);
+            FN(transpose_columns)(b, ldb, bt, ldbt, k, j0, j1);
             FN(own_kernel)(kind, trans_a, m, j1 - j0, k, alpha, a, lda, b + j0, ldb, beta, c + j0,
                            ldc);
+        } else {
+            /* cells [c0, c1): the rest of one panel's rows, whole panels,
+             * the first rows of one more panel */
+            const int64_t c0 = cell_cut(t, parts, quads, col_units);
+            const int64_t c1 = cell_cut(t + 1, parts, quads, col_units);
+            for (int64_t cell = c0; cell < c1;) {
+                const int64_t pj = cell / quads, q0 = cell % quads;
+                int64_t p1 = pj + 1, q1 = quads;
+                if (q0 == 0) /* whole panels up to the last cell's panel */
+                    p1 = c1 / quads > pj ? c1 / quads : pj + 1;
+                if (p1 * quads > c1) /* ends inside this panel */
+                    q1 = c1 - pj * quads;
+                const int64_t i0 = 4 * q0, i1 = 4 * q1 < m ? 4 * q1 : m;
+                const int64_t j0 = 3 * cu * pj, j1 = 3 * cu * p1 < n ? 3 * cu * p1 : n;
+                FN(own_kernel)(kind, trans_a, i1 - i0, j1 - j0, k, alpha, a + i0 * sr, lda,
+                               b + j0, ldb, beta, c + i0 * ldc + j0, ldc);
+                cell = q1 < quads ? pj * quads + q1 : p1 * quads;
+            }
         }
     });
 }

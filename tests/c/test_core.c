@@ -2443,12 +2443,6 @@ static void t_registry(void)
     CHECK(isfinite(fnn_loss_sum_f64(FNN_LOSS_SQUARED, pre, y, NULL, 1, 4, rowbuf, 1)), "loss");
 }
 
-/* Each sgemm kernel the CPU can run (AVX-512, AVX2), called directly and
- * through fnn_gemm (which also decides where it is used), against a
- * double-precision reference: row counts around the tile heights, widths
- * around the vector and panel widths, both op(A) layouts, padded leading
- * dimensions (the padding must stay untouched) and alpha/beta; two threads
- * (a split C) must give the bits of one. */
 /* The last row of the kernel's product (C is m x n, leading dimension ldc,
  * starting from c0) computed alone has the bits of that row of `whole`, the
  * product computed at once: a one-row product walks a long k in blocks
@@ -2473,6 +2467,36 @@ static int row_alone_same(int f32, int kind, int ta, int64_t m, int64_t n, int64
     return same;
 }
 
+/* fnn_gemm on nt threads (proto's BLAS and kernel setting) gives `want`, C
+ * from c0 (m rows of ldc), bit for bit: the cut of C across threads
+ * (dense.c's own_kernel_parallel: ranges of row tiles, or of cells, panels
+ * by row tiles, up to three blocks per thread) must not change a value.  f32:
+ * float, else double. */
+static int gemm_threads_same(int f32, int nt, const fnn_blas *proto, int ta, int64_t m,
+                             int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
+                             const void *b, int64_t ldb, double beta, const void *c0,
+                             const void *want, int64_t ldc)
+{
+    fnn_blas bn = *proto;
+    bn.n_threads = nt;
+    const size_t bytes = (size_t)(m * ldc) * esz(f32);
+    void *c = xcalloc(m * ldc, esz(f32));
+    memcpy(c, c0, bytes);
+    if (f32)
+        fnn_gemm_f32(&bn, ta, 0, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc);
+    else
+        fnn_gemm_f64(&bn, ta, 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    const int same = memcmp(c, want, bytes) == 0;
+    free(c);
+    return same;
+}
+
+/* Each sgemm kernel the CPU can run (AVX-512, AVX2), called directly and
+ * through fnn_gemm (which also decides where it is used), against a
+ * double-precision reference: row counts around the tile heights, widths
+ * around the vector and panel widths, both op(A) layouts, padded leading
+ * dimensions (the padding must stay untouched) and alpha/beta; two, three
+ * and five threads (a split C) must give the bits of one. */
 static void t_sgemm_kernel(int kind)
 {
     if (fnn_sgemm_kernel_available() < kind) {
@@ -2539,6 +2563,11 @@ static void t_sgemm_kernel(int kind)
                     CHECK(memcmp(cs[1], cs[2], (size_t)(m * ldc) * sizeof(float)) == 0,
                           "trans_a %d m %lld n %lld k %lld: two threads differ", ta, (long long)m,
                           (long long)n, (long long)k);
+                    for (int nt = 3; nt <= 5; nt += 2)
+                        CHECK(gemm_threads_same(1, nt, &b1, ta, m, n, k, alpha, a, lda, b, ldb,
+                                                beta, c0, cs[1], ldc),
+                              "trans_a %d m %lld n %lld k %lld: %d threads differ", ta,
+                              (long long)m, (long long)n, (long long)k, nt);
                     CHECK(row_alone_same(1, kind, ta, m, n, k, alpha, a, lda, b, ldb, beta, c0,
                                          cs[0], ldc),
                           "trans_a %d m %lld n %lld k %lld: a row alone differs", ta, (long long)m,
@@ -2570,8 +2599,8 @@ static void counted_dgemm(char *ta, char *tb, int *m, int *n, int *k, double *al
  * BLAS call, the kernel's bits) for narrow products and those of a small
  * batch (dense.c's rule: AVX-512, forward products of at most 256 rows and
  * weight gradients of at most 64; AVX2, 32 and 32) and BLAS for the others
- * or with the kernels off; two threads must give the bits of one, and a row
- * computed alone the bits of the whole product's. */
+ * or with the kernels off; two, three and five threads must give the bits of
+ * one, and a row computed alone the bits of the whole product's. */
 static void t_dgemm_kernel(int kind)
 {
     if (fnn_sgemm_kernel_available() < kind) {
@@ -2652,6 +2681,11 @@ static void t_dgemm_kernel(int kind)
                     CHECK(memcmp(cs[1], cs[2], (size_t)(m * ldc) * sizeof(double)) == 0,
                           "trans_a %d m %lld n %lld k %lld: two threads differ", ta, (long long)m,
                           (long long)n, (long long)k);
+                    for (int nt = 3; nt <= 5; nt += 2)
+                        CHECK(gemm_threads_same(0, nt, &b1, ta, m, n, k, alpha, a, lda, b, ldb,
+                                                beta, c0, cs[1], ldc),
+                              "trans_a %d m %lld n %lld k %lld: %d threads differ", ta,
+                              (long long)m, (long long)n, (long long)k, nt);
                     if (!expect_blas && n * k > 256)
                         CHECK(memcmp(cs[0], cs[1], (size_t)(m * ldc) * sizeof(double)) == 0,
                               "trans_a %d m %lld n %lld k %lld: fnn_gemm differs from the kernel",
