@@ -2470,7 +2470,7 @@ static int row_alone_same(int f32, int kind, int ta, int64_t m, int64_t n, int64
 /* fnn_gemm on nt threads (proto's BLAS and kernel setting) gives `want`, C
  * from c0 (m rows of ldc), bit for bit: the cut of C across threads
  * (dense.c's own_kernel_parallel: ranges of row tiles, or of cells, panels
- * by row tiles, up to three blocks per thread) must not change a value.  f32:
+ * by 4 rows, up to three blocks per thread) must not change a value.  f32:
  * float, else double. */
 static int gemm_threads_same(int f32, int nt, const fnn_blas *proto, int ta, int64_t m,
                              int64_t n, int64_t k, double alpha, const void *a, int64_t lda,
