@@ -284,7 +284,7 @@ static void FN(own_kernel_parallel)(int kind, int trans_a, int64_t m, int64_t n,
 {
     /* One vector of the kernel (64 bytes in AVX-512, 32 in AVX2): the unit of
      * a cut by columns, finer than a panel so that the parts stay even, and
-     * the cost of one column of a tile in a cut by cells. */
+     * a cell's unit of cost in a cut by cells. */
     const int64_t cu = (kind == FNN_SGEMM_AVX512 ? 64 : 32) / (int64_t)sizeof(REAL);
     const int64_t row_units = (m + 7) / 8, col_units = (n + cu - 1) / cu;
     const int64_t n_panels = (col_units + 2) / 3;
