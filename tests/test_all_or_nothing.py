@@ -237,6 +237,30 @@ def test_successful_calls_are_unchanged_by_the_copying():
         np.testing.assert_array_equal(u, v)
 
 
+@pytest.mark.parametrize("call", ["partial_fit", "warm_start", "fit"])
+@pytest.mark.parametrize("batch_norm", [False, "before"])
+def test_arrays_a_fit_ends_with_are_never_written_again(call, batch_norm):
+    """A fit ends with its weights as views of the vectors it trained (no
+    final copy); the arrays a user holds from it keep their values through
+    the next partial_fit, warm start or fit, which train new vectors."""
+    X, y, _ = data()
+    m = MLPRegressor(hidden_layer_sizes=(6, 5), batch_norm=batch_norm, random_state=0,
+                     max_iter=3).fit(X, y)
+    trained = m.coefs_[0].base
+    assert trained is not None and m.coefs_[-1].base is trained  # views, not copies
+    held = [a for name in ("coefs_", "intercepts_", "bn_gamma_", "bn_moving_var_")
+            for a in getattr(m, name) if a is not None]
+    values = [a.copy() for a in held]
+    if call == "partial_fit":
+        m.partial_fit(X, y)
+    else:
+        m.set_params(warm_start=call == "warm_start", random_state=1).fit(X, y)
+    for a, v in zip(held, values):
+        np.testing.assert_array_equal(a, v)
+    assert not np.array_equal(m.coefs_[0], values[0])
+    assert not np.shares_memory(m.coefs_[0], held[0])
+
+
 # ---------------------------------------------------------------------------
 # divergence: finiteness after the update, last finite epoch
 # ---------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from . import _core
 from ._callbacks import CALLBACK_STATE, CallbackSupportMixin, FitCallbacks
 from ._threads import adaptive_threads, blas_single_threaded, n_threads
 from ._init import INITIALIZERS, init_kernel, init_sklearn_layer, resolve_initializer
-from ._network import SLOT_MOMENT_M, SLOT_MOMENT_V, Layout, staggered_empty
+from ._network import SLOT_MOMENT_M, SLOT_MOMENT_V, Layout, staggered_zeros
 from ._progress import (EpochProgress, GradientMonitor, InterruptAtEpochEnd, epoch_chunks,
                         epoch_line)
 from .schedules import SCHEDULE_NAMES, make_schedule
@@ -549,7 +549,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
     def _unpack(self, layout, params, stats):
         (self.coefs_, self.intercepts_, self.bn_gamma_, self.bn_beta_,
-         self.bn_moving_mean_, self.bn_moving_var_) = layout.unpack(params, stats)
+         self.bn_moving_mean_, self.bn_moving_var_) = layout.unpack(params, stats, copy=False)
 
     # ------------------------------------------------------------------
     # input handling
@@ -920,10 +920,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
 
     def _new_optimizer_state(self, n_params, dtype):
         init = self.initial_accumulator_value if self.solver == "adagrad" else 0.0
-        m = staggered_empty(n_params, dtype, SLOT_MOMENT_M)
-        v = staggered_empty(self._v_length(n_params), dtype, SLOT_MOMENT_V)
-        m[...] = init
-        v[...] = 0
+        m = staggered_zeros(n_params, dtype, SLOT_MOMENT_M)
+        v = staggered_zeros(self._v_length(n_params), dtype, SLOT_MOMENT_V)
+        if init:
+            m[...] = init
         return {"m": m, "v": v,
                 "scalars": np.array([0.0, 1.0])}
 
@@ -998,7 +998,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             seed=seed, order=np.arange(n_samples, dtype=np.int64),
             grad_norm_sum=np.zeros(layout.n_layers), monitor_grads=GradientMonitor(),
             best=(params.copy(), stats.copy()) if val is not None else None,
-            best_val_loss=None, diverged=False)
+            best_val_loss=None, diverged=False,
+            params_packed=True)  # params as _fit_once packed it from the fitted arrays
 
     def _optimizer_state_for(self, layout, params, incremental):
         """The optimizer's moments: kept by partial_fit, fresh otherwise."""
@@ -1079,9 +1080,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if run.diverged:
             return lrs, np.nan, 0
         try:
+            packed_from, run.params_packed = run.layout if run.params_packed else None, False
             loss_sum, n_steps = self._train_one_epoch(
                 run.net, run.params, run.stats, run.opt, *run.train, run.order,
-                run.batch_size, lrs, run.seed, run.grad_norm_sum, run.incremental)
+                run.batch_size, lrs, run.seed, run.grad_norm_sum, run.incremental, packed_from)
         except _core.NonFiniteError:
             self._on_divergence(run)
             return lrs, np.nan, 0
@@ -1201,12 +1203,16 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return False
 
     def _train_one_epoch(self, net, params, stats, opt, X, y, sample_weight, order,
-                         batch_size, lrs, seed, grad_norm_sum, incremental):
+                         batch_size, lrs, seed, grad_norm_sum, incremental, packed_from=None):
         """One epoch, all or nothing: on divergence (a NaN or infinite loss,
         gradient or updated weight) or a Ctrl-C that stops the C loop, the
         parameters, statistics and optimizer state are put back as they were
         at the epoch's start (the last finite epoch) before the error
-        propagates."""
+        propagates.  packed_from: the Layout params was packed with from the
+        fitted arrays, unchanged since (a call's first epoch).  Those arrays
+        then hold the starting parameters: on failure they are packed again,
+        instead of copying params before every such epoch (wide's 25 MB copy
+        was 60-80 ms of fresh pages in a first fit)."""
         self._check_rates(lrs)
         state = (params, stats, opt["m"], opt["v"], opt["scalars"])
         # Before the first update (t = 0) a moment vector holds one value,
@@ -1218,8 +1224,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         def moment_start(a):
             return a.flat[0] if untouched and a.size and a.min() == a.max() else a.copy()
 
-        start = [params.copy(), stats.copy(), moment_start(opt["m"]), moment_start(opt["v"]),
-                 opt["scalars"].copy()]
+        start = [None if packed_from is not None else params.copy(), stats.copy(),
+                 moment_start(opt["m"]), moment_start(opt["v"]), opt["scalars"].copy()]
         try:
             result = self._run_epoch_steps(net, params, stats, opt, X, y, sample_weight, order,
                                            batch_size, lrs, seed, grad_norm_sum, incremental)
@@ -1227,6 +1233,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                 raise _core.NonFiniteError("an update made the weights NaN or infinite")
             return result
         except (_core.NonFiniteError, KeyboardInterrupt):
+            if packed_from is not None:
+                start[0] = self._pack(packed_from, params.dtype)[0]
             for now, then in zip(state, start):
                 now[...] = then
             raise

@@ -31,9 +31,21 @@ def staggered_empty(n, dtype, slot):
     aliasing). Measured: the Adam update ran 1.3x slower.
     """
     dtype = np.dtype(dtype)
-    buf = np.empty(n + 4096 // dtype.itemsize, dtype=dtype)
+    return _staggered(np.empty(n + 4096 // dtype.itemsize, dtype=dtype), n, slot)
+
+
+def staggered_zeros(n, dtype, slot):
+    """staggered_empty, filled with zeros by the allocator (calloc): a large
+    buffer comes as untouched pages, so its first write happens where it is
+    first used (the core's threads) rather than in a serial fill here.  On a
+    VM a page's first touch is costly: 25 MB took 60-80 ms in a first fit."""
+    dtype = np.dtype(dtype)
+    return _staggered(np.zeros(n + 4096 // dtype.itemsize, dtype=dtype), n, slot)
+
+
+def _staggered(buf, n, slot):
     skip = (slot * PAGE_SLOT_BYTES - buf.ctypes.data) % 4096
-    start = skip // dtype.itemsize
+    start = skip // buf.itemsize
     return buf[start:start + n]
 
 
@@ -166,23 +178,28 @@ class Layout:
                 dst[...] = src[s]
         return params, stats
 
-    def unpack(self, params, stats):
-        """Per-layer copies: (coefs, intercepts, gamma, beta, mean, var)."""
-        coefs = [self.kernel(params, l).copy() for l in range(self.n_layers)]
+    def unpack(self, params, stats, copy=True):
+        """Per-layer arrays: (coefs, intercepts, gamma, beta, mean, var).
+
+        copy=False gives views into params and stats instead, for a fit's
+        final weights: the vectors are not written again (a later fit packs
+        new ones), and copying them would cost a fresh pass over the model."""
+        take = np.copy if copy else (lambda a: a)
+        coefs = [take(self.kernel(params, l)) for l in range(self.n_layers)]
         intercepts = []
         for l in range(self.n_layers):
             b = self.bias(params, l)
             intercepts.append(np.zeros(self.units[l + 1], dtype=params.dtype)
-                              if b is None else b.copy())
+                              if b is None else take(b))
         gamma, beta, mean, var = [], [], [], []
         for s in range(self.n_layers):
             if self.has_bn(s):
                 g, b = self.gamma_beta(params, s)
                 m, v = self.moving(stats, s)
-                gamma.append(g.copy())
-                beta.append(b.copy())
-                mean.append(m.copy())
-                var.append(v.copy())
+                gamma.append(take(g))
+                beta.append(take(b))
+                mean.append(take(m))
+                var.append(take(v))
             else:
                 for lst in (gamma, beta, mean, var):
                     lst.append(None)
