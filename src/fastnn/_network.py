@@ -37,8 +37,9 @@ def staggered_empty(n, dtype, slot):
 def staggered_zeros(n, dtype, slot):
     """staggered_empty, filled with zeros by the allocator (calloc): a large
     buffer comes as untouched pages, so its first write happens where it is
-    first used (the core's threads) rather than in a serial fill here.  On a
-    VM a page's first touch is costly: 25 MB took 60-80 ms in a first fit."""
+    first used (the core's threads) rather than in a serial fill here.  On
+    the VMs measured a first touch cost 11-80 ms per 25 MB (CONTRIBUTING.md,
+    "Profiling a fit")."""
     dtype = np.dtype(dtype)
     return _staggered(np.zeros(n + 4096 // dtype.itemsize, dtype=dtype), n, slot)
 
