@@ -300,13 +300,12 @@ static void FN(own_kernel_parallel)(int kind, int trans_a, int64_t m, int64_t n,
     const int64_t sr = trans_a ? 1 : lda; /* op(A)'s row stride */
     int64_t work = parts > 1 ? m * n * k : 0;
     FNN_PAR_FOR(nt, work, int64_t t = 0; t < parts; t++, {
+        int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
         if (cut == BY_ROWS) {
-            int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
             int64_t i0 = 8 * u0, i1 = 8 * u1 < m ? 8 * u1 : m;
             FN(own_kernel)(kind, trans_a, i1 - i0, n, k, alpha, a + i0 * sr, lda, b, ldb, beta,
                            c + i0 * ldc, ldc);
         } else if (cut == BY_COLUMNS) {
-            int64_t u0 = units * t / parts, u1 = units * (t + 1) / parts;
             int64_t j0 = cu * u0, j1 = cu * u1 < n ? cu * u1 : n;
             FN(transpose_columns)(b, ldb, bt, ldbt, k, j0, j1);
             FN(own_kernel)(kind, trans_a, m, j1 - j0, k, alpha, a, lda, b + j0, ldb, beta, c + j0,

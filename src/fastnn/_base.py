@@ -998,8 +998,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             seed=seed, order=np.arange(n_samples, dtype=np.int64),
             grad_norm_sum=np.zeros(layout.n_layers), monitor_grads=GradientMonitor(),
             best=(params.copy(), stats.copy()) if val is not None else None,
-            best_val_loss=None, diverged=False,
-            params_packed=True)  # params as _fit_once packed it from the fitted arrays
+            best_val_loss=None, diverged=False)
 
     def _optimizer_state_for(self, layout, params, incremental):
         """The optimizer's moments: kept by partial_fit, fresh otherwise."""
@@ -1080,7 +1079,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if run.diverged:
             return lrs, np.nan, 0
         try:
-            packed_from, run.params_packed = run.layout if run.params_packed else None, False
+            # In the call's first epoch params is as _fit_once packed it.
+            packed_from = run.layout if self.n_iter_ == 0 else None
             loss_sum, n_steps = self._train_one_epoch(
                 run.net, run.params, run.stats, run.opt, *run.train, run.order,
                 run.batch_size, lrs, run.seed, run.grad_norm_sum, run.incremental, packed_from)

@@ -2469,6 +2469,7 @@ static int row_alone_same(int f32, int kind, int ta, int64_t m, int64_t n, int64
 
 /* The thread counts the kernel tests compare with one thread. */
 static const int split_threads[] = {2, 3, 5};
+#define N_SPLIT_THREADS ((int)(sizeof split_threads / sizeof split_threads[0]))
 
 /* fnn_gemm on nt threads (proto's BLAS and kernel setting) gives `want`, C
  * from c0 (m rows of ldc), bit for bit: the cut of C across threads
@@ -2562,7 +2563,7 @@ static void t_sgemm_kernel(int kind)
                               v ? "fnn_gemm" : "kernel", ta, (long long)m, (long long)n,
                               (long long)k);
                     }
-                    for (int i = 0; i < 3; i++)
+                    for (int i = 0; i < N_SPLIT_THREADS; i++)
                         CHECK(gemm_threads_same(1, split_threads[i], &b1, ta, m, n, k, alpha, a,
                                                 lda, b, ldb, beta, c0, cs[1], ldc),
                               "trans_a %d m %lld n %lld k %lld: %d threads differ", ta,
@@ -2675,7 +2676,7 @@ static void t_dgemm_kernel(int kind)
                               v ? "fnn_gemm" : "kernel", ta, (long long)m, (long long)n,
                               (long long)k);
                     }
-                    for (int i = 0; i < 3; i++)
+                    for (int i = 0; i < N_SPLIT_THREADS; i++)
                         CHECK(gemm_threads_same(0, split_threads[i], &b1, ta, m, n, k, alpha, a,
                                                 lda, b, ldb, beta, c0, cs[1], ldc),
                               "trans_a %d m %lld n %lld k %lld: %d threads differ", ta,
