@@ -254,3 +254,33 @@ def test_processes_are_spread_over_rounds_of_the_whole_plan(monkeypatch):
     for i, r in enumerate(results):  # the first round's process was the fastest
         assert r["seconds"] == 1.0 + 0.1 * (i + 1)
         assert len(r["times_by_process"]) == 3
+        step = 0.1 * len(plan)  # the same job one round later
+        assert r["round_seconds"] == [[k + 1, pytest.approx(r["seconds"] + k * step)]
+                                      for k in range(3)]
+
+
+def test_within_round_ratios_pair_the_processes_of_each_round():
+    """The within-round table divides fastnn's time by each peer's in the
+    same round (a round the peer missed is left out) and gives `wide`'s
+    fraction of the sgemm probe's rate in the same round."""
+    args = bench_run.parse_args(["--workloads", "chapter,wide", "--peers", "fastnn,jax",
+                                 "--processes", "3"])
+    results = [_fake("fastnn", "chapter", 0.6, round_seconds=[[1, 0.6], [2, 0.9], [3, 0.7]]),
+               _fake("jax", "chapter", 1.5, round_seconds=[[1, 2.0], [2, 1.5], [3, 1.4]]),
+               _fake("fastnn", "wide", 3.0, round_seconds=[[1, 3.0], [2, 4.0], [3, 3.2]]),
+               _fake("jax", "wide", 3.3, round_seconds=[[2, 3.6], [3, 3.3]]),
+               dict(peer="sgemm", workload="wide", threads=2, status="ok", sgemm_gflops=190.0,
+                    sgemm_gflops_scipy=190.0, sgemm_gflops_numpy=185.0,
+                    round_rates=[[1, 190.0], [2, 160.0], [3, 170.0]])]
+    text = "\n".join(bench_run.within_rounds(results, args))
+    chapter = next(line for line in text.splitlines() if line.startswith("| chapter"))
+    # rounds: 0.6 / 2.0, 0.9 / 1.5, 0.7 / 1.4
+    assert "| 0.500 (0.300-0.600, 3) |" in chapter
+    assert chapter.count("n/a") == 3  # sklearn, torch, keras not run
+    wide = next(line for line in text.splitlines() if line.startswith("| wide"))
+    # rounds 2 and 3 only (4.0 / 3.6, 3.2 / 3.3): the median of two is their mean
+    assert "| 1.04 (0.970-1.11, 2) |" in wide
+    fl = workloads.train_gemm_flops(workloads.get("wide")) / 1e9
+    fractions = sorted([fl / 3.0 / 190.0, fl / 4.0 / 160.0, fl / 3.2 / 170.0])
+    assert f"GFLOP/s / sgemm's: {bench_run.fmt3(fractions[1])} " in wide
+    assert "Within-round ratios" in bench_run.report(bench_run.machine_info(2), results, args)
