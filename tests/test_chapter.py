@@ -74,6 +74,33 @@ def test_folded_network_is_a_plain_network(digits):
     assert folded.shape == (reference.n_params,)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_network_without_batchnorm_folds_to_itself_without_a_copy(digits, dtype):
+    """Nothing to fold: fold returns the plain layout and the vector it was
+    given (a validating fit on a wide network used to copy every parameter
+    through float64 at each validation), and predictions read it as before."""
+    X, y = digits
+    clf = MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=2, random_state=0).fit(
+        X.astype(dtype), y)
+    layout = clf._layout()
+    params, stats = clf._pack(layout, clf.coefs_[0].dtype)
+    before = params.copy()
+    plain, folded = layout.fold(params, stats, clf.batch_norm_epsilon)
+    assert folded is params
+    np.testing.assert_array_equal(params, before)
+    assert (plain.w_off, plain.b_off, plain.n_params) == \
+           (layout.w_off, layout.b_off, layout.n_params)
+    by_hand = X.astype(dtype)
+    for i, (w, b) in enumerate(zip(clf.coefs_, clf.intercepts_)):
+        by_hand = by_hand @ w + b
+        if i < len(clf.coefs_) - 1:
+            by_hand = np.maximum(by_hand, 0)
+    by_hand = np.exp(by_hand - by_hand.max(1, keepdims=True))
+    by_hand /= by_hand.sum(1, keepdims=True)
+    np.testing.assert_allclose(clf.predict_proba(X.astype(dtype)), by_hand, rtol=1e-4,
+                               atol=1e-6)
+
+
 def test_batchnorm_attributes_and_bias_rules(digits):
     X, y = digits
     clf = MLPClassifier(hidden_layer_sizes=(20, 10), batch_norm="before",

@@ -214,8 +214,15 @@ class Layout:
         BN before layer l's activation: W' = W s, b' = (b - mu) s + beta.
         BN after an activation (or on the inputs) is an affine map of the next
         Dense layer's input: W' = diag(s) W, b' = b + (beta - mu s) W,
-        with s = gamma / sqrt(var + eps)."""
+        with s = gamma / sqrt(var + eps).
+
+        Without BatchNorm there is nothing to fold: the layout is already
+        plain and params is returned as it is (callers only read it).  A
+        copy through float64 cost each validation of a fit on a wide
+        network new pages for three times the parameters."""
         plain = Layout(self.units)
+        if not any(self.has_bn(s) for s in range(self.n_layers)):
+            return plain, params
         out = np.empty(plain.n_params, dtype=params.dtype)
         for l in range(self.n_layers):
             w = self.kernel(params, l).astype(np.float64)
