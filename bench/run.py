@@ -393,13 +393,6 @@ def report(info, results, args) -> str:
     return "\n".join(out)
 
 
-def _jax_env(results):
-    envs = {" ".join(f"{k}={v}" for k, v in r["xla_env"].items())
-            for r in results if r["peer"] == "jax" and r.get("xla_env")}
-    return " / ".join(sorted(envs)) or "NPROC=N"
-
-
-# --------------------------------------------------------------------------- main
 def within_rounds(results, args):
     """The table's ratios taken within each round: a shared VM is slow for
     stretches of tens of seconds, which the best-of-processes times above can
@@ -424,6 +417,29 @@ def within_rounds(results, args):
     return out
 
 
+def round_pairs(fr, pr, key="round_seconds"):
+    """(fastnn's seconds, the peer's seconds, or with key='round_rates' the
+    sgemm probe's GFLOP/s) of each round both ran in: the same stretch of a
+    shared machine."""
+    peer = {k: v for k, v in (pr or {}).get(key, []) if k is not None and v}
+    return [(v, peer[k]) for k, v in (fr or {}).get("round_seconds", []) if k in peer]
+
+
+def fmt_spread(ratios):
+    """'median (min-max, n rounds)' of per-round ratios."""
+    if not ratios:
+        return "n/a"
+    r = sorted(ratios)
+    return f"{fmt3(statistics.median(r))} ({fmt3(r[0])}-{fmt3(r[-1])}, {len(r)})"
+
+
+def _jax_env(results):
+    envs = {" ".join(f"{k}={v}" for k, v in r["xla_env"].items())
+            for r in results if r["peer"] == "jax" and r.get("xla_env")}
+    return " / ".join(sorted(envs)) or "NPROC=N"
+
+
+# --------------------------------------------------------------------------- main
 def plan(args):
     jobs = []
     for name in args.workloads:
@@ -453,22 +469,6 @@ def best_of_processes(runs):
     best["times"] = [t for r in timed for t in r["times"]]
     best["round_seconds"] = [[r.get("round"), r["seconds"]] for r in timed]
     return best
-
-
-def round_pairs(fr, pr, key="round_seconds"):
-    """(fastnn's seconds, the peer's seconds, or with key='round_rates' the
-    sgemm probe's GFLOP/s) of each round both ran in: the same stretch of a
-    shared machine."""
-    peer = {k: v for k, v in (pr or {}).get(key, []) if k is not None and v}
-    return [(v, peer[k]) for k, v in (fr or {}).get("round_seconds", []) if k in peer]
-
-
-def fmt_spread(ratios):
-    """'median (min-max, n rounds)' of per-round ratios."""
-    if not ratios:
-        return "n/a"
-    r = sorted(ratios)
-    return f"{fmt3(statistics.median(r))} ({fmt3(r[0])}-{fmt3(r[-1])}, {len(r)})"
 
 
 def run_plan(args, results):
