@@ -399,7 +399,8 @@ def within_rounds(results, args):
     catch in one peer's process and not in another's."""
     N = args.threads
     out = ["", "Within-round ratios: fastnn s / peer s of the processes run in the same round, "
-           "median (min-max, rounds); for `wide`, fastnn's GFLOP/s / the sgemm probe's in the same round.",
+           "median (min-max, rounds); for `wide`, fastnn's GFLOP/s / the sgemm probe's "
+           "in the same round.",
            "", "| workload | " + " | ".join(f"vs {p}" for p in OTHERS) + " | notes |",
            "|---|" + "|".join("---" for _ in OTHERS) + "|---|"]
     for name in args.workloads:
