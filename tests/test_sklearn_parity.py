@@ -294,11 +294,14 @@ def paired_early_stopping(task, sample_weight=None, epochs=12, **params):
     return sk, fn
 
 
+@pytest.mark.parametrize("shuffle", [False, True], ids=["in_order", "shuffled"])
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("task", ["binary", "multiclass", "multilabel", "reg"])
-def test_early_stopping_parity(task, weighted):
+def test_early_stopping_parity(task, weighted, shuffle):
+    """shuffled: fastnn trains on X's rows through the split's indices,
+    sklearn on its copied X_train; the batches must still be the same."""
     sw = sample_weights(120) if weighted else None
-    sk, fn = paired_early_stopping(task, sample_weight=sw)
+    sk, fn = paired_early_stopping(task, sample_weight=sw, shuffle=shuffle)
     assert fn.n_iter_ == sk.n_iter_
     np.testing.assert_allclose(fn.loss_curve_, sk.loss_curve_, rtol=1e-9)
     np.testing.assert_allclose(fn.validation_scores_, sk.validation_scores_, rtol=1e-9,

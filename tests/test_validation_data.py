@@ -446,3 +446,39 @@ def test_validation_split_without_stopping(digits):
     assert clf.t_ < 25 * len(Xt)  # trained on the split's rest only
     expected = keras_reduce_lr_on_plateau(0.01, clf.history_["val_loss"], 0.5, 1)
     np.testing.assert_allclose(clf.history_["lr"], expected, rtol=1e-12)
+
+
+def test_early_stopping_trains_on_x_without_copying_its_rows():
+    """The split keeps X whole: the epoch gathers the training rows through
+    their indices (sklearn copies them out, 90% of X).  numpy reports its
+    buffers to tracemalloc; the fit's peak stays far below X's size (the
+    validation rows, 10%, are copied as sklearn does)."""
+    import tracemalloc
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60_000, 50))
+    y = X[:, 0] - 2 * X[:, 1]
+    est = MLPRegressor(hidden_layer_sizes=(4,), early_stopping=True, max_iter=2,
+                       batch_size=1000, random_state=0)
+    tracemalloc.start()
+    try:
+        est.fit(X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.3 * X.nbytes, (peak, X.nbytes)
+
+
+def test_early_stopping_on_sparse_x_trains_as_on_dense_x(digits):
+    """The CSR rows of the split are gathered by index as the dense ones:
+    the same model, validation figures and all."""
+    from scipy import sparse as sp
+    X, y = digits[0], digits[1]
+    params = dict(hidden_layer_sizes=(12,), max_iter=5, random_state=3, tol=0,
+                  n_iter_no_change=50, validation_fraction=0.2, early_stopping=True)
+    dense = MLPClassifier(**params).fit(X, y)
+    csr = MLPClassifier(**params).fit(sp.csr_matrix(X), y)
+    assert len(dense.validation_scores_) == 5
+    assert csr.validation_scores_ == dense.validation_scores_
+    assert csr.loss_curve_ == dense.loss_curve_
+    for a, b in zip(csr.coefs_ + csr.intercepts_, dense.coefs_ + dense.intercepts_):
+        np.testing.assert_array_equal(a, b)
