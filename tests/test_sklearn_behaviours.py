@@ -111,3 +111,30 @@ def test_training_from_weights_set_by_hand(how):
     for a, b in zip(fn.coefs_ + fn.intercepts_, sk.coefs_ + sk.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-9)
     assert not np.allclose(fn.coefs_[0], coefs[0])  # it trained
+
+
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+@pytest.mark.parametrize("source", ["by_hand", "a_fit"])
+def test_nan_weights_to_train_from_are_named(how, source):
+    """A NaN in the weights partial_fit or warm_start would continue from is
+    a ValueError naming the array, whether the weights were set by hand
+    (checked after the state is completed) or come from a fit (checked
+    first), never a divergence blamed on the data; nothing is changed."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(30, 3)
+    y = (X[:, 0] > 0).astype(int)
+    m = fastnn.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=1,
+                             warm_start=how == "warm_start")
+    if source == "by_hand":
+        _hand_set(m, [rng.randn(3, 4), rng.randn(4, 1)], [rng.randn(4), rng.randn(1)], False)
+    else:
+        fit_quietly(m, X, y)
+    m.coefs_[1][2, 0] = np.nan
+    before = [c.copy() for c in m.coefs_]
+    with pytest.raises(ValueError, match=r"coefs_\[1\] holds NaN"):
+        if how == "partial_fit":
+            m.partial_fit(X, y, classes=[0, 1])
+        else:
+            fit_quietly(m, X, y)
+    for a, b in zip(m.coefs_, before):
+        np.testing.assert_array_equal(a, b)

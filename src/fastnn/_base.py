@@ -625,16 +625,18 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         """Replace every fitted attribute (a name that starts or ends with an
         underscore, by scikit-learn's convention) by a deep copy, except the
         weight arrays (a fit replaces them, never writes into them),
-        _random_state (every fit makes a new one), the callback API's state
-        (CALLBACK_STATE: shared with the callbacks) and the history lists
-        (loss_curve_, history_'s lists: a fit only appends to them; copying
-        them made a loop of partial_fit calls quadratic). Returns those lists
-        with their lengths, to cut them back after a failure."""
+        _random_state (every fit makes a new one), _optimizer_state (a fit
+        replaces it; partial_fit with a copy, _optimizer_state_for), the
+        callback API's state (CALLBACK_STATE: shared with the callbacks) and
+        the history lists (loss_curve_, history_'s lists: a fit only appends
+        to them; copying them made a loop of partial_fit calls quadratic).
+        Returns those lists with their lengths, to cut them back after a
+        failure."""
         fitted = [name for name in vars(self) if name.startswith("_") or name.endswith("_")]
         memo, appended_to = {}, []
         for name in fitted:
             value = getattr(self, name)
-            if name == "_random_state" or name in CALLBACK_STATE:
+            if name in ("_random_state", "_optimizer_state") or name in CALLBACK_STATE:
                 memo[id(value)] = value
             elif name in WEIGHT_LISTS:
                 memo.update((id(a), a) for a in value or ())
@@ -665,10 +667,11 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                                  f"{name}" + (" or fit on float64 data" if dtype == np.float32
                                               else "") + ".")
 
-    def _check_fitted_state(self, training=False):
+    def _check_fitted_state(self, training=False, values=True):
         """A ValueError naming the attribute when the fitted state cannot be
         used (a corrupted or hand-edited pickle), before anything reaches C.
-        training: also the state partial_fit and warm_start continue from."""
+        training: also the state partial_fit and warm_start continue from;
+        values: with training, also the weights' values (O(parameters))."""
         def corrupted(name, what):
             raise ValueError(f"Corrupted fitted state: {name} {what}.")
 
@@ -708,7 +711,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
                       f"{coefs[0].shape[0]} rows")
         if not training:
             return
-        self._check_fitted_values()
+        if values:
+            self._check_fitted_values()
         if self.solver == "lbfgs":
             return
         for name, kind, what in (("t_", Integral, "an int"), ("loss_curve_", list, "a list"),
@@ -766,7 +770,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         self._clip()
         self._check_solver_options()
         first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        if not first_pass and self._state_from_a_fit():
+        checked_early = not first_pass and self._state_from_a_fit()
+        if checked_early:
             # A corrupted attribute is named before anything else.  Weights
             # set by hand are completed first (_complete_state), then checked.
             self._check_fitted_state(training=True)
@@ -796,8 +801,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             compute = X.dtype if self.dtype is None else np.dtype(self.dtype)
             self._initialize(y, layer_units, compute, hidden_acts)
         else:
-            self._complete_state(layer_units)
-            self._check_fitted_state(training=True)
+            self._complete_state(layer_units)  # touches no weight: values checked once
+            self._check_fitted_state(training=True, values=not checked_early)
         dtype = self._model_dtype()
         self._check_float_params(dtype)
         X = self._as_core_X(X, dtype)
@@ -974,7 +979,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         batch size, rates, seed."""
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        opt = self._optimizer_state_for(layout, params, incremental)
+        opt, opt_from = self._optimizer_state_for(layout, params, incremental)
         (*train, rows), val = self._split_validation(X, y, sample_weight, validation)
         if val is not None:
             self._start_validation_record()
@@ -990,7 +995,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         net_has_dropout = any(r > 0 for r in self._dropout_rates(layout.n_layers))
         seed = int(self._random_state.randint(0, 2**31 - 1)) if net_has_dropout else 0
         return SimpleNamespace(
-            net=net, layout=layout, params=params, stats=stats, opt=opt, train=train,
+            net=net, layout=layout, params=params, stats=stats, opt=opt, opt_from=opt_from,
+            train=train,
             val=val, n_samples=n_samples, batch_size=batch_size,
             steps_per_epoch=steps_per_epoch, incremental=incremental,
             fixed_lrs=(np.full(steps_per_epoch, float(self.learning_rate_init))
@@ -1001,13 +1007,18 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             best_val_loss=None, diverged=False)
 
     def _optimizer_state_for(self, layout, params, incremental):
-        """The optimizer's moments: kept by partial_fit, fresh otherwise."""
+        """The optimizer's state for this call, and the state it continues
+        (None when fresh).  partial_fit keeps its moments: it trains on a copy
+        (a fit never writes into the fitted state, _fit), and the original,
+        left as it was, is what the call's first epoch rolls back to."""
         opt = getattr(self, "_optimizer_state", None)
         if not incremental or opt is None or opt["m"].shape != params.shape \
                 or opt["m"].dtype != params.dtype \
                 or opt["v"].shape != (self._v_length(params.size),):
             self._optimizer_state = self._new_optimizer_state(layout.n_params, params.dtype)
-        return self._optimizer_state
+            return self._optimizer_state, None
+        self._optimizer_state = {key: a.copy() for key, a in opt.items()}
+        return self._optimizer_state, opt
 
     def _split_validation(self, X, y, sample_weight, validation=None):
         """(X, y, sample_weight, rows) to train on, and the validation data
@@ -1083,11 +1094,13 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if run.diverged:
             return lrs, np.nan, 0
         try:
-            # In the call's first epoch params is as _fit_once packed it.
-            packed_from = run.layout if self.n_iter_ == 0 else None
+            # In the call's first epoch params is as _fit_once packed it, and
+            # the optimizer state as the one it continues (or fresh).
+            first = self.n_iter_ == 0
             loss_sum, n_steps = self._train_one_epoch(
                 run.net, run.params, run.stats, run.opt, *run.train, run.order,
-                run.batch_size, lrs, run.seed, run.grad_norm_sum, run.incremental, packed_from)
+                run.batch_size, lrs, run.seed, run.grad_norm_sum, run.incremental,
+                run.layout if first else None, run.opt_from if first else None)
         except _core.NonFiniteError:
             self._on_divergence(run)
             return lrs, np.nan, 0
@@ -1207,7 +1220,8 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         return False
 
     def _train_one_epoch(self, net, params, stats, opt, X, y, sample_weight, order,
-                         batch_size, lrs, seed, grad_norm_sum, incremental, packed_from=None):
+                         batch_size, lrs, seed, grad_norm_sum, incremental, packed_from=None,
+                         opt_from=None):
         """One epoch, all or nothing: on divergence (a NaN or infinite loss,
         gradient or updated weight) or a Ctrl-C that stops the C loop, the
         parameters, statistics and optimizer state are put back as they were
@@ -1216,7 +1230,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         fitted arrays, unchanged since (a call's first epoch).  Those arrays
         then hold the starting parameters: on failure they are packed again,
         instead of copying params before every such epoch (wide's 25 MB copy
-        was 60-80 ms of fresh pages in a first fit)."""
+        was 60-80 ms of fresh pages in a first fit).  opt_from: the optimizer
+        state opt was copied from, unchanged since (partial_fit's first epoch):
+        the moments are put back from it on failure, not from another copy."""
         self._check_rates(lrs)
         state = (params, stats, opt["m"], opt["v"], opt["scalars"])
         # Before the first update (t = 0) a moment vector holds one value,
@@ -1229,7 +1245,9 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
             return a.flat[0] if untouched and a.size and a.min() == a.max() else a.copy()
 
         start = [None if packed_from is not None else params.copy(), stats.copy(),
-                 moment_start(opt["m"]), moment_start(opt["v"]), opt["scalars"].copy()]
+                 *((opt_from["m"], opt_from["v"]) if opt_from is not None
+                   else (moment_start(opt["m"]), moment_start(opt["v"]))),
+                 opt["scalars"].copy()]
         try:
             result = self._run_epoch_steps(net, params, stats, opt, X, y, sample_weight, order,
                                            batch_size, lrs, seed, grad_norm_sum, incremental)
