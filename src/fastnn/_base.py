@@ -996,8 +996,7 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         seed = int(self._random_state.randint(0, 2**31 - 1)) if net_has_dropout else 0
         return SimpleNamespace(
             net=net, layout=layout, params=params, stats=stats, opt=opt, opt_from=opt_from,
-            train=train,
-            val=val, n_samples=n_samples, batch_size=batch_size,
+            train=train, val=val, n_samples=n_samples, batch_size=batch_size,
             steps_per_epoch=steps_per_epoch, incremental=incremental,
             fixed_lrs=(np.full(steps_per_epoch, float(self.learning_rate_init))
                        if fixed_lr else None),
@@ -1046,10 +1045,10 @@ class BaseMultilayerPerceptron(CallbackSupportMixin, BaseEstimator):
         if len(val_rows) < 2:
             raise ValueError("The validation set is too small. Increase "
                              "'validation_fraction' or the size of your dataset.")
+        y_val = y[val_rows]
         sw_val = None if sample_weight is None else sample_weight[val_rows]
         return ((X, y, sample_weight, rows),
-                (_safe_indexing(X, val_rows), y[val_rows], self._val_labels(y[val_rows]),
-                 sw_val))
+                (_safe_indexing(X, val_rows), y_val, self._val_labels(y_val), sw_val))
 
     def _val_labels(self, y_val):
         """What the validation score compares predictions with: the labels
