@@ -185,16 +185,17 @@ FNN_HOT fnn_status FN(fnn_act_forward)(int act, double slope, REAL *out, const R
         });
         break;
     case FNN_ACT_SOFTMAX:
+        /* p - max <= 0 (or NaN), so exp_nonpos applies, in a loop of its own
+         * that vectorizes: a libm call per element was 7% of a training step
+         * of the digits network (64-100-10, batch 200, float64). */
         FNN_PAR_FOR(nt, n, int64_t r = 0; r < rows; r++, {
             const REAL *p = pre + r * cols;
             REAL *o = out + r * cols;
             REAL mx = p[0];
             for (int64_t j = 1; j < cols; j++) mx = p[j] > mx ? p[j] : mx;
+            for (int64_t j = 0; j < cols; j++) o[j] = FN(exp_nonpos)(p[j] - mx);
             double sum = 0;
-            for (int64_t j = 0; j < cols; j++) {
-                o[j] = (REAL)exp(p[j] - mx);
-                sum += o[j];
-            }
+            for (int64_t j = 0; j < cols; j++) sum += o[j];
             REAL inv = (REAL)(1.0 / sum);
             for (int64_t j = 0; j < cols; j++) o[j] *= inv;
         });

@@ -755,6 +755,35 @@ def _through_identity_layers(act, x, dtype, k=8):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_output_accuracy(dtype):
+    """The softmax output (a vectorized exp of logit - max) against NumPy's in
+    float64, for logit spreads from 1e-6 to 1e3: within a few ulps of each
+    probability beyond the rounding of logit - max in the model's dtype
+    (which exp amplifies by |logit - max|), and 0 only where NumPy's is at the
+    bottom of the normal range."""
+    k = 8
+    rng = np.random.default_rng(5)
+    spread = np.geomspace(1e-6, 1e3, 400)[:, None]
+    X = (rng.standard_normal((400, k)) * spread).astype(dtype)
+    y = np.arange(len(X)) % k
+    from fastnn import MLPClassifier
+    est = MLPClassifier(hidden_layer_sizes=(k,), activation="identity", max_iter=1,
+                        random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, y)
+    est.coefs_ = [np.eye(k, dtype=dtype), np.eye(k, dtype=dtype)]
+    est.intercepts_ = [np.zeros(k, dtype=dtype), np.zeros(k, dtype=dtype)]
+    got = est.predict_proba(X).astype(np.float64)
+    want = ref_act("softmax", X.astype(np.float64))
+    x64 = X.astype(np.float64)
+    cond = (x64.max(axis=1, keepdims=True) - x64) * np.finfo(dtype).eps * want
+    err = np.abs(got - want) - cond - 4 * np.spacing(want.astype(dtype)).astype(np.float64)
+    ok = (err <= 0) | ((got == 0) & (want < 2 * np.finfo(dtype).tiny))
+    assert ok.all() and (got > 0).any() and (want < 1e-30).any(), err.max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("act", ["gelu", "mish"])
 def test_gelu_mish_forward_accuracy(act, dtype):
     """GELU (erfc form: no cancellation on the negative side) and Mish (written
