@@ -5,8 +5,9 @@
  * gradient checks), and prediction.
  *
  * All scratch memory lives in a workspace allocated at the start of a call
- * and freed before it returns; parameters, statistics and optimizer state
- * belong to the caller.
+ * and freed before it returns, except a training call's when the network
+ * carries an fnn_scratch to keep it in; parameters, statistics and optimizer
+ * state belong to the caller.
  */
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
@@ -69,26 +70,93 @@ int fnn_list_tensors(const fnn_net *net, int64_t *off, int64_t *len)
     return n;
 }
 
-/* Every scratch allocation of a call, freed together. */
+/* Every scratch allocation of a call, freed together: allocation i and its
+ * size at ptr[i], bytes[i].  With `kept`, the lists are the scratch's, and
+ * they outlive the call. */
 typedef struct {
     void **ptr;
+    size_t *bytes;
     int n, cap;
     int failed;
+    fnn_scratch *kept;
 } fnn_allocs;
 
+struct fnn_scratch {
+    void **ptr;
+    size_t *bytes;
+    int n, cap; /* buffers held, list capacity */
+    int busy;   /* a call is using it (atomic) */
+};
+
+fnn_scratch *fnn_scratch_new(void) { return calloc(1, sizeof(fnn_scratch)); }
+
+void fnn_scratch_free(fnn_scratch *scratch)
+{
+    if (scratch == NULL)
+        return;
+    for (int i = 0; i < scratch->n; i++) free(scratch->ptr[i]);
+    free(scratch->ptr);
+    free(scratch->bytes);
+    free(scratch);
+}
+
+/* Start the allocations of a call, at most cap of them: in the scratch's
+ * lists when there is one that no other call is using, else in new ones. */
+static void fnn_allocs_begin(fnn_allocs *al, int cap, fnn_scratch *scratch)
+{
+    memset(al, 0, sizeof(*al));
+    al->cap = cap;
+    if (scratch != NULL && !__atomic_exchange_n(&scratch->busy, 1, __ATOMIC_ACQUIRE)) {
+        if (scratch->cap < cap) {
+            void **p = realloc(scratch->ptr, (size_t)cap * sizeof(void *));
+            if (p != NULL)
+                scratch->ptr = p;
+            size_t *b = realloc(scratch->bytes, (size_t)cap * sizeof(size_t));
+            if (b != NULL)
+                scratch->bytes = b;
+            if (p != NULL && b != NULL)
+                scratch->cap = cap;
+        }
+        if (scratch->cap >= cap) {
+            al->ptr = scratch->ptr;
+            al->bytes = scratch->bytes;
+            al->kept = scratch;
+            return;
+        }
+        __atomic_store_n(&scratch->busy, 0, __ATOMIC_RELEASE);
+    }
+    al->ptr = calloc((size_t)cap, sizeof(void *));
+    al->bytes = calloc((size_t)cap, sizeof(size_t));
+    al->failed = al->ptr == NULL || al->bytes == NULL;
+}
+
+/* `bytes` of zeros: the kept buffer at this position when it has that size
+ * (zeroed again), else a new one. */
 static void *fnn_alloc(fnn_allocs *al, size_t bytes)
 {
     if (al->failed || al->n >= al->cap) {
         al->failed = 1;
         return NULL;
     }
-    void *p = calloc(bytes ? bytes : 1, 1);
-    if (p == NULL) {
-        al->failed = 1;
-        return NULL;
+    const int i = al->n;
+    bytes = bytes ? bytes : 1;
+    const int held = al->kept != NULL && i < al->kept->n;
+    if (held && al->bytes[i] == bytes) {
+        memset(al->ptr[i], 0, bytes);
+    } else {
+        if (held)
+            free(al->ptr[i]);
+        al->ptr[i] = calloc(bytes, 1);
+        al->bytes[i] = al->ptr[i] != NULL ? bytes : 0;
+        if (al->kept != NULL && !held)
+            al->kept->n = i + 1;
+        if (al->ptr[i] == NULL) {
+            al->failed = 1;
+            return NULL;
+        }
     }
-    al->ptr[al->n++] = p;
-    return p;
+    al->n = i + 1;
+    return al->ptr[i];
 }
 
 /* `bytes` starting `page_offset` bytes past a 4096-byte boundary.  The
@@ -104,11 +172,18 @@ static void *fnn_alloc_at(fnn_allocs *al, size_t bytes, size_t page_offset)
     return raw + ((page_offset - (uintptr_t)raw) & 4095);
 }
 
+/* The end of a call: its buffers freed, or left in the scratch for the next. */
 static void fnn_free_all(fnn_allocs *al)
 {
-    for (int i = 0; i < al->n; i++) free(al->ptr[i]);
-    free(al->ptr);
+    if (al->kept != NULL) {
+        __atomic_store_n(&al->kept->busy, 0, __ATOMIC_RELEASE);
+    } else {
+        for (int i = 0; i < al->n; i++) free(al->ptr[i]);
+        free(al->ptr);
+        free(al->bytes);
+    }
     al->ptr = NULL;
+    al->bytes = NULL;
     al->n = 0;
 }
 
@@ -196,16 +271,13 @@ typedef struct {
 } FN(fnn_ws);
 
 static int FN(ws_init)(FN(fnn_ws) *w, fnn_allocs *al, const fnn_net *net, int64_t cap,
-                       int with_dropout, int with_grad)
+                       int with_dropout, int with_grad, fnn_scratch *scratch)
 {
     const int L = net->n_layers;
     const int64_t *u = net->units;
     int64_t umax = 0;
     for (int l = 0; l <= L; l++) umax = u[l] > umax ? u[l] : umax;
-    al->cap = 16 * L + 32;
-    al->ptr = calloc((size_t)al->cap, sizeof(void *));
-    al->n = 0;
-    al->failed = al->ptr == NULL;
+    fnn_allocs_begin(al, 16 * L + 32, scratch);
     memset(w, 0, sizeof(*w));
     w->cap = cap;
 #define ALLOC(type, count) ((type *)fnn_alloc(al, (size_t)(count) * sizeof(type)))
@@ -447,7 +519,7 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
     report->n_steps = 0;
     fnn_allocs al;
     FN(fnn_ws) w;
-    if (!FN(ws_init)(&w, &al, net, cap, 1, 1)) {
+    if (!FN(ws_init)(&w, &al, net, cap, 1, 1, net->scratch)) {
         fnn_free_all(&al);
         return FNN_ERR_NOMEM;
     }
@@ -529,7 +601,7 @@ fnn_status FN(fnn_loss_grad_stats)(const fnn_net *net, const fnn_blas *blas,
     int64_t chunk = has_bn || chunk_rows < 1 || chunk_rows > n ? n : chunk_rows;
     fnn_allocs al;
     FN(fnn_ws) w;
-    if (!FN(ws_init)(&w, &al, net, chunk, dropout_on, 0)) {
+    if (!FN(ws_init)(&w, &al, net, chunk, dropout_on, 0, NULL)) {
         fnn_free_all(&al);
         return FNN_ERR_NOMEM;
     }
@@ -627,7 +699,7 @@ fnn_status FN(fnn_predict)(const fnn_net *net, const fnn_blas *blas, const REAL 
     int32_t *bad = calloc((size_t)n_ws, sizeof(int32_t)); /* per thread */
     int ok = al != NULL && ws != NULL && bad != NULL;
     for (int t = 0; ok && t < n_ws; t++)
-        ok = FN(ws_init)(&ws[t], &al[t], net, chunk, dropout_on, 0);
+        ok = FN(ws_init)(&ws[t], &al[t], net, chunk, dropout_on, 0, NULL);
     if (ok) {
         /* Inside a chunk everything runs on its thread alone. */
         fnn_blas inner = blas != NULL ? *blas : (fnn_blas){NULL, NULL, 1, 0};

@@ -126,10 +126,16 @@ cdef extern from "fastnn.h":
         int32_t frozen_layers
         int32_t n_threads
         fnn_thread_policy *thread_policy
+        fnn_scratch *scratch
 
     ctypedef struct fnn_thread_policy:
         int64_t steps[2]
     void fnn_thread_policy_reset(fnn_thread_policy *)
+
+    ctypedef struct fnn_scratch:
+        pass
+    fnn_scratch *fnn_scratch_new()
+    void fnn_scratch_free(fnn_scratch *)
 
     ctypedef struct fnn_blas:
         fnn_sgemm_t sgemm
@@ -388,6 +394,15 @@ cdef class Network:
     cdef fnn_thread_policy policy
     cdef readonly object dtype
     cdef object _arrays
+
+    def __cinit__(self):
+        # fnn_train_epoch keeps its workspace here from one epoch to the next
+        # (freed with this object, at the end of a fit); NULL (out of memory)
+        # only means each epoch allocates its own.
+        self.net.scratch = fnn_scratch_new()
+
+    def __dealloc__(self):
+        fnn_scratch_free(self.net.scratch)
 
     def __init__(self, *, dtype, units, activation, loss, w_off, b_off, bn_off, stat_off,
                  n_params, n_stats, dropout=None, leaky_slope=0.01, batch_norm=0,

@@ -1909,6 +1909,46 @@ static void t_batch_sizes(int f32)
     ds_free(&D);
 }
 
+/* Epochs that keep their workspace in an fnn_scratch train the bits of
+ * epochs that allocate their own, also when the batch size (so the
+ * workspace's buffer sizes) changes from one epoch to the next and buffers
+ * are reused zeroed, kept or replaced; the scratch is freed with its
+ * buffers (the sanitizer build sees a leak or a use after free). */
+static void t_scratch(int f32)
+{
+    const int64_t n = 10, u[] = {3, 5, 4, 2};
+    dataset D;
+    ds_init(&D, f32, n, 3, 2, FNN_LOSS_LOG, 131);
+    model A;
+    model_init(&A, f32, 3, u, FNN_ACT_RELU, FNN_LOSS_LOG, FNN_BN_AFTER, 1, 131);
+    const double rates[] = {0.2, 0.3, 0};
+    model_set_dropout(&A, rates, 0);
+    model B;
+    model_clone(&B, &A);
+    B.net.scratch = fnn_scratch_new();
+    CHECK(B.net.scratch != NULL, "fnn_scratch_new failed");
+    int64_t *order = iota(n);
+    const int64_t bss[] = {4, 4, 1, 10, 3, 3};
+    for (int e = 0; e < 6; e++) {
+        fnn_epoch_report ra, rb;
+        fnn_status sa = train_order(&A, &D.data, NULL, order, n, bss[e], 0.05, 7 + e, &ra);
+        fnn_status sb = train_order(&B, &D.data, NULL, order, n, bss[e], 0.05, 7 + e, &rb);
+        CHECK(sa == FNN_OK && sb == FNN_OK, "epoch %d: status %d, %d", e, sa, sb);
+        CHECK(vsame(f32, A.params, B.params, A.net.n_params) &&
+                  vsame(f32, A.stats, B.stats, A.net.n_stats) &&
+                  vsame(f32, A.m, B.m, A.net.n_params) && vsame(f32, A.v, B.v, A.net.n_params) &&
+                  ra.loss_sum == rb.loss_sum,
+              "epoch %d (batch %lld): kept workspace trained other values", e,
+              (long long)bss[e]);
+    }
+    fnn_scratch_free(B.net.scratch);
+    fnn_scratch_free(NULL);
+    free(order);
+    model_free(&A);
+    model_free(&B);
+    ds_free(&D);
+}
+
 /* Widths of one everywhere. */
 static void t_width_one(int f32)
 {
@@ -3050,6 +3090,9 @@ int main(void)
         chk_end();
         chk_begin("batch_sizes[%s]", dt(f32));
         t_batch_sizes(f32);
+        chk_end();
+        chk_begin("scratch[%s]", dt(f32));
+        t_scratch(f32);
         chk_end();
         chk_begin("width_one[%s]", dt(f32));
         t_width_one(f32);
