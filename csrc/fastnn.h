@@ -228,16 +228,16 @@ typedef struct {
     /* Training steps choose between n_threads and one thread by measuring
      * themselves (threads.c); NULL: every step runs on n_threads. */
     struct fnn_thread_policy *thread_policy;
-    /* The workspace of fnn_train_epoch, kept from one call to the next
-     * (fnn_scratch_new); NULL: every call allocates its own. */
+    /* The workspace of fnn_train_epoch and fnn_loss_grad, kept from one call
+     * to the next (fnn_scratch_new); NULL: every call allocates its own. */
     struct fnn_scratch *scratch;
 } fnn_net;
 
 /*
- * A training call's buffers, kept by the caller from epoch to epoch: each
- * epoch would otherwise allocate its workspace anew and fault in its pages
- * again (a (2048, 2048) network's 60 MB: 16 k page faults, 4% of an
- * epoch).  A later call reuses a buffer of the same size, zeroed as new, and
+ * A training call's buffers, kept by the caller from epoch to epoch (or from
+ * one lbfgs evaluation to the next): each call would otherwise allocate its
+ * workspace anew and fault in its pages again (a (2048, 2048) network's
+ * 60 MB: 16 k page faults, 4% of an epoch).  A later call reuses a buffer of the same size, zeroed as new, and
  * replaces one of another size.  Calls that overlap in time (threads
  * training one network) do not share it: the second allocates its own.
  */

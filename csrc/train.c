@@ -5,9 +5,9 @@
  * gradient checks), and prediction.
  *
  * All scratch memory lives in a workspace allocated at the start of a call
- * and freed before it returns, except a training call's when the network
- * carries an fnn_scratch to keep it in; parameters, statistics and optimizer
- * state belong to the caller.
+ * and freed before it returns, except a training call's (an epoch, a
+ * full-batch gradient) when the network carries an fnn_scratch to keep it
+ * in; parameters, statistics and optimizer state belong to the caller.
  */
 #ifndef FNN_GENERIC_PASS
 #define FNN_GENERIC_PASS
@@ -601,7 +601,7 @@ fnn_status FN(fnn_loss_grad_stats)(const fnn_net *net, const fnn_blas *blas,
     int64_t chunk = has_bn || chunk_rows < 1 || chunk_rows > n ? n : chunk_rows;
     fnn_allocs al;
     FN(fnn_ws) w;
-    if (!FN(ws_init)(&w, &al, net, chunk, dropout_on, 0, NULL)) {
+    if (!FN(ws_init)(&w, &al, net, chunk, dropout_on, 0, net->scratch)) {
         fnn_free_all(&al);
         return FNN_ERR_NOMEM;
     }

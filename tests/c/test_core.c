@@ -1909,11 +1909,12 @@ static void t_batch_sizes(int f32)
     ds_free(&D);
 }
 
-/* Epochs that keep their workspace in an fnn_scratch train the bits of
- * epochs that allocate their own, also when the batch size (so the
- * workspace's buffer sizes) changes from one epoch to the next and buffers
- * are reused zeroed, kept or replaced; the scratch is freed with its
- * buffers (the sanitizer build sees a leak or a use after free). */
+/* Epochs and full-batch gradients that keep their workspace in an
+ * fnn_scratch give the bits of calls that allocate their own, also when the
+ * batch size or chunk (so the workspace's buffer sizes) changes from one call
+ * to the next and buffers are reused zeroed, kept or replaced; the scratch
+ * is freed with its buffers (the sanitizer build sees a leak or a use after
+ * free). */
 static void t_scratch(int f32)
 {
     const int64_t n = 10, u[] = {3, 5, 4, 2};
@@ -1940,6 +1941,16 @@ static void t_scratch(int f32)
                   ra.loss_sum == rb.loss_sum,
               "epoch %d (batch %lld): kept workspace trained other values", e,
               (long long)bss[e]);
+        /* a gradient in chunks of e + 1 rows between the epochs */
+        const int64_t np = A.net.n_params;
+        void *ga = vdup(f32, A.params, np), *gb = vdup(f32, A.params, np);
+        double la, lb, oa, ob;
+        sa = api_loss_grad(f32, &A.net, NULL, A.params, &D.data, e + 1, 0, 0, &la, &oa, ga);
+        sb = api_loss_grad(f32, &B.net, NULL, B.params, &D.data, e + 1, 0, 0, &lb, &ob, gb);
+        CHECK(sa == FNN_OK && sb == FNN_OK && la == lb && oa == ob && vsame(f32, ga, gb, np),
+              "loss_grad after epoch %d: kept workspace gave other values", e);
+        free(ga);
+        free(gb);
     }
     fnn_scratch_free(B.net.scratch);
     fnn_scratch_free(NULL);
