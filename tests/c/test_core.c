@@ -1960,6 +1960,66 @@ static void t_scratch(int f32)
     ds_free(&D);
 }
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+typedef struct {
+    model *M;
+    const dataset *D;
+    const int64_t *order;
+    int64_t n;
+    int ok;
+} scratch_job;
+
+static void *scratch_job_run(void *arg)
+{
+    scratch_job *J = arg;
+    J->ok = 1;
+    for (int e = 0; e < 1000; e++)
+        J->ok &= train_order(J->M, &J->D->data, NULL, J->order, J->n, 3, 0.01, 5, NULL) == FNN_OK;
+    return NULL;
+}
+
+/* Two threads training two networks that share one fnn_scratch at the same
+ * time: the second to start a call finds it in use and allocates its own,
+ * so both train the bits of a network trained alone. */
+static void t_scratch_shared(int f32)
+{
+    const int64_t n = 12, u[] = {3, 16, 2};
+    dataset D;
+    ds_init(&D, f32, n, 3, 2, FNN_LOSS_LOG, 133);
+    model A, B[2];
+    model_init(&A, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_LOG, FNN_BN_NONE, 0, 133);
+    A.net.n_threads = 1; /* no OpenMP team per thread: the threads' calls overlap more */
+    model_clone(&B[0], &A);
+    model_clone(&B[1], &A);
+    fnn_scratch *shared = fnn_scratch_new();
+    B[0].net.scratch = B[1].net.scratch = shared;
+    int64_t *order = iota(n);
+    scratch_job ref = {&A, &D, order, n, 0}, jobs[2] = {{&B[0], &D, order, n, 0},
+                                                        {&B[1], &D, order, n, 0}};
+    scratch_job_run(&ref);
+    pthread_t th[2];
+    int started[2];
+    for (int t = 0; t < 2; t++) started[t] = pthread_create(&th[t], NULL, scratch_job_run, &jobs[t]) == 0;
+    for (int t = 0; t < 2; t++)
+        if (started[t])
+            pthread_join(th[t], NULL);
+    CHECK(ref.ok && started[0] && started[1] && jobs[0].ok && jobs[1].ok,
+          "status: reference %d, threads started %d %d, ok %d %d", ref.ok, started[0],
+          started[1], jobs[0].ok, jobs[1].ok);
+    for (int t = 0; t < 2; t++)
+        CHECK(vsame(f32, A.params, B[t].params, A.net.n_params) &&
+                  vsame(f32, A.m, B[t].m, A.net.n_params),
+              "thread %d: a shared scratch trained other values", t);
+    fnn_scratch_free(shared);
+    free(order);
+    model_free(&A);
+    model_free(&B[0]);
+    model_free(&B[1]);
+    ds_free(&D);
+}
+#endif
+
 /* Widths of one everywhere. */
 static void t_width_one(int f32)
 {
@@ -3105,6 +3165,11 @@ int main(void)
         chk_begin("scratch[%s]", dt(f32));
         t_scratch(f32);
         chk_end();
+#if defined(__unix__) || defined(__APPLE__)
+        chk_begin("scratch_shared[%s]", dt(f32));
+        t_scratch_shared(f32);
+        chk_end();
+#endif
         chk_begin("width_one[%s]", dt(f32));
         t_width_one(f32);
         chk_end();
