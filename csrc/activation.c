@@ -25,8 +25,13 @@
  * addition, so no float-to-int conversion happens (NaN stays NaN, no
  * undefined behaviour), and 2^n is built in the exponent bits.
  *   exp(x)   = 2^n exp(r), exp(r) by its Taylor polynomial (degree 7 in
- *              float, 13 in double: truncation below half an ulp); results
- *              below the normal range are flushed to 0.
+ *              float, 13 in double: truncation below half an ulp).  Below
+ *              EXP_MIN, where 2^n is not normal, (2^(n + S) exp(r)) 2^-S
+ *              instead (S = EXP_SUB_SHIFT), whose last product rounds into
+ *              the subnormal range as libm's exp does (numpy's softmax and
+ *              expit give a confident model's small probabilities there,
+ *              and log(predict_proba) must stay finite); from EXP_FLOOR
+ *              down, 0.
  *   expm1(x) = 2^n expm1(r) + (2^n - 1) (ELU, SELU), expm1(r) by its Taylor
  *              polynomial without the constant term (degree 8 / 14): no
  *              cancellation near 0, 2^n expm1(r) and 2^n - 1 are exact, so
@@ -43,7 +48,10 @@ typedef uint32_t FN(bits);
 #define LOG2E 1.44269504088896341f
 #define LN2_HI 0.693359375f
 #define LN2_LO (-2.12194440e-4f)
-#define EXP_MIN (-87.3f) /* below: exp flushes to 0, expm1 is -1 */
+#define EXP_MIN (-87.3f) /* below: exp is subnormal, expm1 is -1 */
+#define EXP_FLOOR (-104.0f) /* exp rounds to 0 from here down */
+#define EXP_SUB_SHIFT 32u
+#define EXP_SUB_UNSHIFT 2.3283064365386963e-10f /* 2^-32 */
 static const float inv_fact_f32[] = {1.0f / 40320, 1.0f / 5040, 1.0f / 720, 1.0f / 120,
                                      1.0f / 24,    1.0f / 6,    0.5f,       1.0f,
                                      1.0f};
@@ -57,6 +65,9 @@ typedef uint64_t FN(bits);
 #define LN2_HI 6.93147180369123816490e-01
 #define LN2_LO 1.90821492927058770002e-10
 #define EXP_MIN (-708.0)
+#define EXP_FLOOR (-746.0)
+#define EXP_SUB_SHIFT 64ull
+#define EXP_SUB_UNSHIFT 5.4210108624275222e-20 /* 2^-64 */
 static const double inv_fact_f64[] = {
     1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0,
     1.0 / 3628800.0,     1.0 / 362880.0,     1.0 / 40320.0,     1.0 / 5040.0,
@@ -66,15 +77,15 @@ static const double inv_fact_f64[] = {
 #define INV_FACT FN(inv_fact)
 #define N_FACT ((int)(sizeof INV_FACT / sizeof INV_FACT[0]))
 
-/* 2^n, and r = x - n ln2. */
-static inline REAL FN(exp_reduce)(REAL x, REAL *r)
+/* 2^(n + shift), and r = x - n ln2. */
+static inline REAL FN(exp_reduce)(REAL x, REAL *r, FN(bits) shift)
 {
     REAL nf = x * LOG2E + EXP_MAGIC;
     FN(bits) nbits;
     memcpy(&nbits, &nf, sizeof nbits);
     nf -= EXP_MAGIC;
     *r = x - nf * LN2_HI - nf * LN2_LO;
-    FN(bits) ebits = (nbits - EXP_MAGIC_BITS + EXP_BIAS) << EXP_SHIFT;
+    FN(bits) ebits = (nbits - EXP_MAGIC_BITS + EXP_BIAS + shift) << EXP_SHIFT;
     REAL scale;
     memcpy(&scale, &ebits, sizeof scale);
     return scale;
@@ -82,14 +93,17 @@ static inline REAL FN(exp_reduce)(REAL x, REAL *r)
 
 static inline REAL FN(exp_nonpos)(REAL x)
 {
-    REAL r, scale = FN(exp_reduce)(x, &r), p = INV_FACT[1];
+    const int sub = x < EXP_MIN;
+    REAL r, scale = FN(exp_reduce)(x < EXP_FLOOR ? EXP_FLOOR : x, &r, sub ? EXP_SUB_SHIFT : 0),
+            p = INV_FACT[1];
     for (int i = 2; i < N_FACT; i++) p = p * r + INV_FACT[i];
-    return x < EXP_MIN ? 0 : p * scale;
+    const REAL e = p * scale;
+    return sub ? e * EXP_SUB_UNSHIFT : e;
 }
 
 static inline REAL FN(expm1_nonpos)(REAL x)
 {
-    REAL r, scale = FN(exp_reduce)(x, &r), p = INV_FACT[0];
+    REAL r, scale = FN(exp_reduce)(x, &r, 0), p = INV_FACT[0];
     for (int i = 1; i < N_FACT - 1; i++) p = p * r + INV_FACT[i];
     return x < EXP_MIN ? -1 : scale * (p * r) + (scale - 1);
 }
@@ -278,6 +292,9 @@ FNN_HOT fnn_status FN(fnn_act_backward)(int act, double slope, REAL *dpre, const
 #undef LN2_HI
 #undef LN2_LO
 #undef EXP_MIN
+#undef EXP_FLOOR
+#undef EXP_SUB_SHIFT
+#undef EXP_SUB_UNSHIFT
 #undef INV_FACT
 #undef N_FACT
 #undef INV_SQRT2
