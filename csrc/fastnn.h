@@ -237,9 +237,10 @@ typedef struct {
  * A training call's buffers, kept by the caller from epoch to epoch (or from
  * one lbfgs evaluation to the next): each call would otherwise allocate its
  * workspace anew and fault in its pages again (a (2048, 2048) network's
- * 60 MB: 16 k page faults, 4% of an epoch).  A later call reuses a buffer of the same size, zeroed as new, and
- * replaces one of another size.  Calls that overlap in time (threads
- * training one network) do not share it: the second allocates its own.
+ * 60 MB: 16 k page faults, 4% of an epoch).  A later call reuses a buffer
+ * of the same size, zeroed as new, and replaces one of another size.  Calls
+ * that overlap in time (threads training one network) do not share it: the
+ * second allocates its own.
  */
 typedef struct fnn_scratch fnn_scratch;
 fnn_scratch *fnn_scratch_new(void); /* NULL when out of memory */
