@@ -2000,7 +2000,8 @@ static void t_scratch_shared(int f32)
     scratch_job_run(&ref);
     pthread_t th[2];
     int started[2];
-    for (int t = 0; t < 2; t++) started[t] = pthread_create(&th[t], NULL, scratch_job_run, &jobs[t]) == 0;
+    for (int t = 0; t < 2; t++)
+        started[t] = pthread_create(&th[t], NULL, scratch_job_run, &jobs[t]) == 0;
     for (int t = 0; t < 2; t++)
         if (started[t])
             pthread_join(th[t], NULL);
