@@ -745,13 +745,21 @@ def _through_identity_layers(act, x, dtype, k=8):
     is the activation applied element-wise."""
     from fastnn import MLPRegressor
     X = np.resize(x, (-(-x.size // k), k)).astype(dtype)
-    est = MLPRegressor(hidden_layer_sizes=(k,), activation=act, max_iter=1, random_state=0)
+    est = _with_identity_weights(MLPRegressor(hidden_layer_sizes=(k,), activation=act),
+                                 X, X, dtype)
+    return X, est.predict(X).astype(np.float64)
+
+
+def _with_identity_weights(est, X, y, dtype):
+    """est (one hidden layer as wide as X) fitted briefly, then its kernels set
+    to the identity and its biases to zero."""
+    k = X.shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(X, X)
+        est.set_params(max_iter=1, random_state=0).fit(X, y)
     est.coefs_ = [np.eye(k, dtype=dtype), np.eye(k, dtype=dtype)]
     est.intercepts_ = [np.zeros(k, dtype=dtype), np.zeros(k, dtype=dtype)]
-    return X, est.predict(X).astype(np.float64)
+    return est
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -767,16 +775,11 @@ def test_softmax_output_accuracy(dtype):
     X = (rng.standard_normal((400, k)) * spread).astype(dtype)
     y = np.arange(len(X)) % k
     from fastnn import MLPClassifier
-    est = MLPClassifier(hidden_layer_sizes=(k,), activation="identity", max_iter=1,
-                        random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(X, y)
-    est.coefs_ = [np.eye(k, dtype=dtype), np.eye(k, dtype=dtype)]
-    est.intercepts_ = [np.zeros(k, dtype=dtype), np.zeros(k, dtype=dtype)]
+    est = _with_identity_weights(MLPClassifier(hidden_layer_sizes=(k,), activation="identity"),
+                                 X, y, dtype)
     got = est.predict_proba(X).astype(np.float64)
-    want = ref_act("softmax", X.astype(np.float64))
     x64 = X.astype(np.float64)
+    want = ref_act("softmax", x64)
     cond = (x64.max(axis=1, keepdims=True) - x64) * np.finfo(dtype).eps * want
     err = np.abs(got - want) - cond - 4 * np.spacing(want.astype(dtype)).astype(np.float64)
     fi = np.finfo(dtype)

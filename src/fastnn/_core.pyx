@@ -396,9 +396,9 @@ cdef class Network:
     cdef object _arrays
 
     def __cinit__(self):
-        # fnn_train_epoch keeps its workspace here from one epoch to the next
-        # (freed with this object, at the end of a fit); NULL (out of memory)
-        # only means each epoch allocates its own.
+        # Training calls (epochs, lbfgs's gradients) keep their workspace here
+        # from one call to the next (freed with this object, at the end of a
+        # fit); NULL (out of memory) only means each call allocates its own.
         self.net.scratch = fnn_scratch_new()
 
     def __dealloc__(self):
