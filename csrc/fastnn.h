@@ -340,7 +340,10 @@ typedef struct {
  * batch_size (the last one may be smaller); step s uses learning rate lrs[s].
  * Dropout masks come from a counter-based RNG keyed by (seed, step, layer,
  * element), so they do not depend on the thread count.
- * On FNN_ERR_NONFINITE the failing step's update was not applied.
+ * On FNN_ERR_NONFINITE the failing step's update was not applied; the
+ * epoch also ends with FNN_ERR_NONFINITE when its updates left a parameter or
+ * a BN statistic NaN or infinite (a finite gradient times a huge rate), those
+ * updates applied: the caller puts back its copy from before the call.
  */
 fnn_status fnn_train_epoch_f32(const fnn_net *net, const fnn_blas *blas, float *params,
                                float *stats, fnn_optstate *opt, const fnn_data *data,

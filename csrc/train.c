@@ -496,6 +496,21 @@ static double FN(reported_loss)(const fnn_net *net, double loss_sum, double sw_s
     return l;
 }
 
+/* 1 when some x[i] is NaN or infinite: x * 0 is NaN exactly for those and
+ * +-0 otherwise, summed in 16 independent lanes (one vectorized pass; a
+ * single running sum would be a serial chain of additions). */
+FNN_HOT static int FN(fnn_any_nonfinite)(const REAL *x, int64_t n)
+{
+    REAL lane[16] = {0};
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) lane[k] += x[i + k] * 0;
+    for (; i < n; i++) lane[0] += x[i] * 0;
+    int bad = 0;
+    for (int k = 0; k < 16; k++) bad |= lane[k] != lane[k];
+    return bad;
+}
+
 fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *params,
                                REAL *stats, fnn_optstate *opt, const fnn_data *data,
                                const int64_t *order, int64_t n_order, int64_t batch_size,
@@ -573,6 +588,11 @@ fnn_status FN(fnn_train_epoch)(const fnn_net *net, const fnn_blas *blas, REAL *p
             fnn_thread_policy_record(policy, rows, fnn_seconds() - t0);
     }
     fnn_free_all(&al);
+    /* A finite step can still overflow the weights (a huge rate); checked
+     * once per call, as a step's check covers only its loss and gradient. */
+    if (status == FNN_OK && (FN(fnn_any_nonfinite)(params, net->n_params) ||
+                             (stats != NULL && FN(fnn_any_nonfinite)(stats, net->n_stats))))
+        status = FNN_ERR_NONFINITE;
     return status;
 }
 
@@ -634,21 +654,6 @@ fnn_status FN(fnn_loss_grad_stats)(const fnn_net *net, const fnn_blas *blas,
         *objective_out = lsum / sw_total + pen;
     fnn_free_all(&al);
     return FNN_OK;
-}
-
-/* 1 when some x[i] is NaN or infinite: x * 0 is NaN exactly for those and
- * +-0 otherwise, summed in 16 independent lanes (one vectorized pass; a
- * single running sum would be a serial chain of additions). */
-FNN_HOT static int FN(fnn_any_nonfinite)(const REAL *x, int64_t n)
-{
-    REAL lane[16] = {0};
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int k = 0; k < 16; k++) lane[k] += x[i + k] * 0;
-    for (; i < n; i++) lane[0] += x[i] * 0;
-    int bad = 0;
-    for (int k = 0; k < 16; k++) bad |= lane[k] != lane[k];
-    return bad;
 }
 
 /* Rows [start, start + chunk) (fewer at the end) of fnn_predict, on the

@@ -559,6 +559,25 @@ def test_core_refuses_to_write_read_only_buffers():
         _core.loss_grad(net, fresh(), X, y, None, grad)
 
 
+@pytest.mark.parametrize("bad_row", [-1, 4, 2**40])
+def test_core_refuses_row_indices_outside_x(bad_row):
+    """Every index of the epoch's order is checked before C reads a row,
+    the last as well as the first; nothing is written."""
+    layout = Layout([3, 4, 1])
+    net = layout.network(np.float64, activation=[3, 0], loss=_core.LOSSES["squared_error"])
+    X, y = np.ones((4, 3)), np.ones((4, 1))
+    params = np.linspace(-1, 1, layout.n_params)
+    before = params.copy()
+    for where in (0, 3):
+        order = np.arange(4)
+        order[where] = bad_row
+        with pytest.raises(ValueError, match="order holds row indices outside X"):
+            _core.train_epoch(net, params, np.empty(0), np.zeros_like(params),
+                              np.zeros_like(params), np.array([0.0, 1.0]), X, y, None, order,
+                              2, np.ones(2), 0, np.zeros(2))
+        np.testing.assert_array_equal(params, before)
+
+
 def test_read_only_inputs_are_accepted():
     X, y, yc = data()
     sw = np.linspace(0.5, 1.5, len(y))

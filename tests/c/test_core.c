@@ -2102,6 +2102,33 @@ static void t_nonfinite(int f32, int bn_input, int nan_in_y)
     ds_free(&D);
 }
 
+/* An update that leaves the weights non-finite from a finite loss and
+ * gradient (here an infinite rate): the epoch ends with FNN_ERR_NONFINITE
+ * after that step, whose update stays applied (the caller restores its own
+ * copy), also when it is the epoch's last step, which no later step's check
+ * would catch. */
+static void t_overflowing_update(int f32)
+{
+    const int64_t n = 8, u[] = {3, 5, 2};
+    dataset D;
+    ds_init(&D, f32, n, 3, 2, FNN_LOSS_SQUARED, 160);
+    for (int one_step = 0; one_step < 2; one_step++) {
+        model M;
+        model_init(&M, f32, 2, u, FNN_ACT_TANH, FNN_LOSS_SQUARED, FNN_BN_NONE, 0, 160);
+        int64_t *order = iota(n);
+        fnn_epoch_report rep;
+        const int64_t bs = one_step ? n : 4;
+        fnn_status st = train_order(&M, &D.data, NULL, order, n, bs, INFINITY, 1, &rep);
+        CHECK(st == FNN_ERR_NONFINITE && rep.n_steps == 1 &&
+                  !vfinite(f32, M.params, M.net.n_params),
+              "%s: status %d, %lld steps", one_step ? "one step" : "two steps", st,
+              (long long)rep.n_steps);
+        free(order);
+        model_free(&M);
+    }
+    ds_free(&D);
+}
+
 /* Prediction does not depend on chunk_rows (bitwise); the full-batch
  * gradient barely does (summation order). */
 static void t_chunks(int f32)
@@ -3182,6 +3209,9 @@ int main(void)
         }
         chk_begin("predict_nonfinite_flag[%s]", dt(f32));
         t_predict_nonfinite(f32);
+        chk_end();
+        chk_begin("overflowing_update[%s]", dt(f32));
+        t_overflowing_update(f32);
         chk_end();
 #ifndef _WIN32
         for (int csr = 0; csr < 2; csr++) {
